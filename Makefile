@@ -1,0 +1,52 @@
+# The few commands people type. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Development defaults; override any of them in the environment.
+export DJANGO_DEBUG ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test test-services lint format bench-thresholds clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+## run: install, migrate, create demo users, then serve web + worker + beat on 127.0.0.1:8000
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py bootstrap_demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+## test: install dev requirements and run the whole suite (embedded SQLite + filesystem broker by default)
+# Tests keep their database file and broker folder under var/test, apart from `make run`'s.
+test: $(VENV)/.dev-installed
+	VIGIL_VAR_DIR=$${VIGIL_VAR_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-services: the same suite against PostgreSQL and Redis on this machine
+test-services:
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vigil} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	$(MAKE) test
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench-thresholds: measure the baseline's cold-start thresholds (needs a labelled ImageFolder)
+bench-thresholds: $(VENV)/.runtime-installed
+	$(BIN)/python -m bench.baseline_thresholds $${DATA:-../shared/datasets/realbench}
+
+clean:
+	rm -rf var/broker var/test-vigil.sqlite3*

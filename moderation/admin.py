@@ -1,0 +1,39 @@
+from django.contrib import admin
+
+from moderation.models import ModelVersion, Score, ThresholdPolicy, Upload
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "decided_by", "submitter", "format", "created_at")
+    list_filter = ("status", "decided_by", "format")
+    search_fields = ("id", "external_id", "sha256")
+    readonly_fields = [f.name for f in Upload._meta.fields]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "architecture", "status", "created_at", "activated_at")
+    list_filter = ("status",)
+    readonly_fields = ("weights_sha256", "created_at", "activated_at")
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin):
+    list_display = ("upload", "model_version", "harmful_score", "latency_ms", "created_at")
+    readonly_fields = [f.name for f in Score._meta.fields]
+
+
+@admin.register(ThresholdPolicy)
+class ThresholdPolicyAdmin(admin.ModelAdmin):
+    list_display = ("version", "created_by", "created_at", "reason")
+    readonly_fields = [f.name for f in ThresholdPolicy._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # new versions go through policy_create
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

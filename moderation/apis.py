@@ -1,0 +1,105 @@
+"""REST API v1: submit an image, read its outcome."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import parsers, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView, exception_handler as drf_exception_handler
+
+from moderation.selectors import uploads_visible_to
+from moderation.serializers import UploadOutput
+from moderation.services.intake import UploadRejected, upload_create
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, plus Django ValidationErrors from services as 400s."""
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError({"detail": exc.messages})
+    return drf_exception_handler(exc, context)
+
+
+class JSONObjectField(serializers.Field):
+    """A JSON object given as a string (multipart form) or an object (JSON body)."""
+
+    default_error_messages = {"invalid": "Must be a JSON object, e.g. {\"user\": 42}."}
+
+    def to_internal_value(self, data: object) -> dict:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except json.JSONDecodeError:
+                self.fail("invalid")
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: dict) -> dict:
+        return value
+
+
+class UploadPagination(CursorPagination):
+    page_size = 50
+    ordering = "-created_at"
+
+
+class UploadListCreateApi(APIView):
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "uploads"
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(
+            allow_empty_file=True, help_text="JPEG, PNG, WebP or GIF; see the byte and pixel limits."
+        )
+        external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+        metadata = JSONObjectField(required=False, default=dict)
+
+    def get_throttles(self):
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={201: UploadOutput, 200: UploadOutput},
+        description="Submit an image. A repeated external_id returns the first upload with 200.",
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if "image" not in request.FILES and "image" in data:
+            raise ValidationError({"image": ["Send the image as a file in a multipart form."]})
+        serializer = self.InputSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        image = serializer.validated_data["image"]
+        try:
+            upload, created = upload_create(
+                submitter=request.user,
+                file=image,
+                filename=getattr(image, "name", ""),
+                external_id=serializer.validated_data["external_id"],
+                metadata=serializer.validated_data["metadata"],
+            )
+        except UploadRejected as exc:
+            raise ValidationError({"image": [str(exc)]}) from None
+        return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(responses=UploadOutput(many=True))
+    def get(self, request: Request) -> Response:
+        uploads = uploads_visible_to(request.user).filter(submitter=request.user)
+        paginator = UploadPagination()
+        page = paginator.paginate_queryset(uploads, request, view=self)
+        return paginator.get_paginated_response(UploadOutput(page, many=True).data)
+
+
+class UploadDetailApi(APIView):
+    @extend_schema(responses=UploadOutput)
+    def get(self, request: Request, upload_id: str) -> Response:
+        upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+        return Response(UploadOutput(upload).data)

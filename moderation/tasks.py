@@ -1,0 +1,38 @@
+"""Celery tasks: take an id, call a service, retry transient failures with backoff."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from moderation.models import Upload
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(Exception,),
+    dont_autoretry_for=(Upload.DoesNotExist,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def score_upload(self, upload_id: str) -> str:
+    from moderation.services.scoring import upload_score
+
+    try:
+        result = upload_score(upload_id=upload_id)
+    except Upload.DoesNotExist:
+        logger.warning("upload %s no longer exists; nothing to score", upload_id)
+        return "missing"
+    return result.status
+
+
+@shared_task
+def requeue_stale_uploads() -> int:
+    from moderation.services.scoring import uploads_requeue_stale
+
+    return uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS)

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from moderation import views
+
+app_name = "moderation"
+
+urlpatterns = [
+    path("", views.uploads, name="uploads"),
+    path("<uuid:upload_id>/", views.upload_detail, name="upload"),
+    path("<uuid:upload_id>/image", views.upload_image, name="upload_image"),
+    path("<uuid:upload_id>/original", views.upload_original, name="upload_original"),
+]

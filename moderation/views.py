@@ -1,0 +1,85 @@
+"""Server-rendered pages for submitting images and following their outcome."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.roles import Role, user_has_role
+from moderation.forms import UploadForm
+from moderation.imaging import DISPLAY_CONTENT_TYPE
+from moderation.selectors import uploads_visible_to
+from moderation.serializers import UploadOutput
+from moderation.services.intake import UploadRejected, upload_create
+
+# User images are served as inert data: never sniffed into HTML, never allowed to run anything.
+IMAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=3600",
+}
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if user_has_role(request.user, Role.MODERATOR):
+        return redirect("reviews:queue")
+    return redirect("moderation:uploads")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def uploads(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        image = form.cleaned_data["image"]
+        try:
+            upload, _ = upload_create(submitter=request.user, file=image, filename=image.name)
+        except UploadRejected as exc:
+            form.add_error("image", str(exc))
+        else:
+            messages.success(request, "Uploaded. The classifier will score it in a moment.")
+            return redirect("moderation:upload", upload_id=upload.pk)
+    mine = uploads_visible_to(request.user).filter(submitter=request.user)
+    page = Paginator(mine, 25).get_page(request.GET.get("page"))
+    status = 400 if form.errors else 200
+    return render(request, "moderation/uploads.html", {"form": form, "page": page}, status=status)
+
+
+@login_required
+@require_GET
+def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
+    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    return render(request, "moderation/upload_detail.html", {"upload": upload, "data": UploadOutput(upload).data})
+
+
+@login_required
+@require_GET
+def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
+    """The re-encoded, metadata-free display derivative, for those allowed to see the upload."""
+    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    response = FileResponse(default_storage.open(upload.display.name, "rb"), content_type=DISPLAY_CONTENT_TYPE)
+    for header, value in IMAGE_HEADERS.items():
+        response[header] = value
+    return response
+
+
+@login_required
+@require_GET
+def upload_original(request: HttpRequest, upload_id: str) -> FileResponse:
+    """The original file, as a download only (never rendered inline)."""
+    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    response = FileResponse(
+        default_storage.open(upload.original.name, "rb"),
+        as_attachment=True,
+        filename=f"{upload.pk}.{upload.original.name.rsplit('.', 1)[-1]}",
+        content_type="application/octet-stream",
+    )
+    for header, value in IMAGE_HEADERS.items():
+        response[header] = value
+    return response

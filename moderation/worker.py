@@ -1,0 +1,23 @@
+"""Worker process set-up: thread count and a warm model."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up() -> None:
+    import torch
+
+    if settings.VIGIL_TORCH_THREADS:
+        torch.set_num_threads(settings.VIGIL_TORCH_THREADS)
+    try:
+        from moderation.classifiers import classifier_for
+        from moderation.services.model_versions import model_version_ensure_active
+
+        classifier_for(model_version_ensure_active())
+    except Exception:  # the database may not be migrated yet; the first task will load it
+        logger.exception("could not warm the model at worker start")
