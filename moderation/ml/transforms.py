@@ -20,7 +20,7 @@ class Preprocessing:
 
     @property
     def resize_to(self) -> int:
-        return int(round(self.size / self.crop_pct))
+        return round(self.size / self.crop_pct)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -74,7 +74,9 @@ def upload_create(
     shard = upload_id.hex[:2]
     stored: list[str] = []
     try:
-        stored.append(default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data)))
+        stored.append(
+            default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))
+        )
         stored.append(default_storage.save(f"display/{shard}/{upload_id.hex}.webp", ContentFile(image.display)))
         with transaction.atomic():
             upload = Upload.objects.create(

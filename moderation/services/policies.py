@@ -39,9 +39,7 @@ def validate_thresholds(thresholds: object) -> dict[str, dict[str, float]]:
     return clean
 
 
-def policy_create(
-    *, thresholds: dict, reason: str, created_by: AbstractBaseUser | None = None
-) -> ThresholdPolicy:
+def policy_create(*, thresholds: dict, reason: str, created_by: AbstractBaseUser | None = None) -> ThresholdPolicy:
     """Save a new policy version; it routes every score from now on."""
     clean = validate_thresholds(thresholds)
     if not reason.strip():

@@ -129,8 +129,11 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
     return ScoringResult(upload.pk, upload.status, routed_now=routed)
 
 
-def uploads_requeue_stale(*, older_than_seconds: int) -> int:
-    """Re-enqueue uploads stuck in ``pending`` (a lost message, a broker outage at upload time)."""
+def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:
+    """Re-enqueue uploads stuck in ``pending`` (a lost message, a broker outage at upload time).
+
+    Returns the ids sent again. Touching ``updated_at`` first keeps the next sweep from sending
+    the same upload while this message is still on its way."""
     from moderation.tasks import score_upload
 
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
@@ -140,4 +143,4 @@ def uploads_requeue_stale(*, older_than_seconds: int) -> int:
     for upload_id in ids:
         Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(updated_at=timezone.now())
         score_upload.delay(str(upload_id))
-    return len(ids)
+    return ids

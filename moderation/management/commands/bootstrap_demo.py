@@ -52,5 +52,5 @@ class Command(BaseCommand):
         credentials_file.chmod(0o600)
         self.stdout.write(self.style.SUCCESS("Demo accounts (sign in at http://127.0.0.1:8000/login/):"))
         for username in DEMO_USERS:
-            shown = saved.get(username) or "(unknown: set VIGIL_DEMO_%s_PASSWORD to reset)" % username.upper()
+            shown = saved.get(username) or f"(unknown: set VIGIL_DEMO_{username.upper()}_PASSWORD to reset)"
             self.stdout.write(f"  {username:<10} password: {shown}")

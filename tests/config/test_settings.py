@@ -1,0 +1,60 @@
+"""Settings are read from the environment and refuse unsafe production values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_settings(tmp_path, **env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
+    base.update({"VIGIL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", **env})
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = load_settings(tmp_path, DJANGO_DEBUG="0")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_production_refuses_a_weak_secret_key(tmp_path):
+    result = load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="django-insecure-short")
+    assert result.returncode != 0
+    assert "too weak" in result.stderr
+
+
+def test_production_starts_with_a_real_secret_key(tmp_path):
+    result = load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k" * 50)
+    assert result.returncode == 0, result.stderr
+
+
+def test_embedded_defaults_are_sqlite_and_filesystem_broker(tmp_path):
+    result = load_settings(tmp_path, DJANGO_DEBUG="1")
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"]
+    assert (tmp_path / "broker" / "queue").is_dir()
+
+
+def test_database_and_broker_urls_are_honoured(tmp_path):
+    result = load_settings(
+        tmp_path,
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgres://u@db.example:5432/vigil",
+        CELERY_BROKER_URL="redis://r:6379/0",
+    )
+    assert result.stdout.split() == ["django.db.backends.postgresql", "redis://r:6379/0"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("DJANGO_DEBUG", "maybe"), ("VIGIL_MAX_UPLOAD_BYTES", "lots")])
+def test_bad_values_fail_loudly(tmp_path, name, value):
+    result = load_settings(tmp_path, **{"DJANGO_DEBUG": "1", name: value})
+    assert result.returncode != 0
+    assert name in result.stderr

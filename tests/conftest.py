@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.roles import Role
+from accounts.services import api_client_create
+from tests.factories import make_user
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test stores files in its own folder, so tests can assert what is on disk."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def uploader(db):
+    return make_user(Role.UPLOADER, "uploader")
+
+
+@pytest.fixture
+def moderator(db):
+    return make_user(Role.MODERATOR, "moderator")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user(Role.ADMIN, "admin")
+
+
+@pytest.fixture
+def api_client_and_token(db):
+    return api_client_create(name="acme")
+
+
+@pytest.fixture
+def api(api_client_and_token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_client_and_token[1]}")
+    return client

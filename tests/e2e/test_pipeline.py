@@ -1,0 +1,82 @@
+"""The whole loop on real processes: API upload -> Celery worker scores -> routing -> human decision."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from moderation.models import Score, Upload
+from moderation.services.policies import policy_create
+from reviews.models import Decision
+from tests.e2e.worker import celery_worker, purge_broker
+from tests.images import photo_jpeg
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until_routed(ids: list[str], timeout: float = 120) -> dict[str, Upload]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        uploads = {str(u.pk): u for u in Upload.objects.filter(pk__in=ids).select_related("score__model_version")}
+        if all(u.status != Upload.Status.PENDING for u in uploads.values()):
+            return uploads
+        time.sleep(0.25)
+    raise AssertionError(f"not routed in {timeout}s: {Upload.objects.filter(pk__in=ids).values_list('status')}")
+
+
+def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, moderator, admin_user):
+    # Route by the real scores: chelsea and coffee are far below every threshold; the policy
+    # queues anything with weapon >= 0.002 and rejects from 0.01, so the astronaut photo
+    # (weapon ~0.005 on the baseline) lands in the human queue.
+    policy_create(
+        thresholds={
+            "weapon": {"approve_below": 0.002, "reject_from": 0.5},
+            "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+        },
+        reason="e2e",
+        created_by=admin_user,
+    )
+    purge_broker()
+    # Uploaded before the worker starts: the messages wait on the broker meanwhile.
+    ids = {}
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        response = api.post(
+            "/api/v1/uploads/",
+            {"image": SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name)), "external_id": name},
+            format="multipart",
+        )
+        assert response.status_code == 201, response.content
+        ids[name] = response.json()["id"]
+    # The rocket's stored original is damaged after intake: it must reach humans as failed.
+    Upload.objects.get(pk=ids["rocket"]).original.open("wb").write(b"damaged on disk")
+
+    with celery_worker(tmp_path / "worker.log"):
+        uploads = wait_until_routed(list(ids.values()))
+
+    for name in ("chelsea", "coffee"):
+        assert (uploads[ids[name]].status, uploads[ids[name]].decided_by) == ("approved", "auto"), name
+    astronaut = uploads[ids["astronaut"]]
+    assert astronaut.status == "queued" and astronaut.decided_by == ""
+    assert Score.objects.filter(upload_id__in=ids.values()).count() == 3
+    rocket = uploads[ids["rocket"]]
+    assert rocket.status == "failed" and "could not be scored" in rocket.status_reason.lower()
+
+    body = api.get(f"/api/v1/uploads/{ids['chelsea']}/").json()
+    assert body["status"] == "approved" and body["decided_by"] == "auto"
+    assert body["model_version"] == "baseline-imagenet-nsfw-v1"
+    assert set(body["category_scores"]) == {"weapon", "nudity"}
+    assert body["harmful_score"] == max(body["category_scores"].values())
+    assert body["decision"]["label"] == "safe"
+
+    # A moderator signs in and decides the queued photo; the API then shows the human decision.
+    assert client.login(username=moderator.username, password="pw-for-tests-1")
+    queue = client.get(reverse("reviews:queue"))
+    assert [str(u.pk) for u in queue.context["page"]] == [ids["astronaut"], ids["rocket"]]
+    client.post(reverse("reviews:item", args=[ids["astronaut"]]), {"label": "safe"})
+    decision = Decision.objects.get(upload_id=ids["astronaut"])
+    assert decision.model_score == astronaut.score.harmful_score
+    body = api.get(f"/api/v1/uploads/{ids['astronaut']}/").json()
+    assert (body["status"], body["decided_by"], body["decision"]["label"]) == ("approved", "human", "safe")

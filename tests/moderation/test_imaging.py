@@ -1,0 +1,110 @@
+"""Intake validation: accepted formats and conversions, and hostile files refused with a message."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from moderation.imaging import ImageRejected, inspect_image, read_limited
+from tests.images import encode, photo, solid
+
+LIMITS = {"max_pixels": 4_000_000, "max_frames": 20, "display_max_side": 256}
+
+
+def inspect(data: bytes, **overrides):
+    return inspect_image(data, **{**LIMITS, **overrides})
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_allowed_formats_are_accepted(fmt):
+    result = inspect(solid((300, 200), fmt=fmt))
+    assert (result.format, result.width, result.height, result.extension) == (
+        fmt,
+        300,
+        200,
+        {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}[fmt],
+    )
+    assert len(result.sha256) == 64 and len(result.phash) == 16
+
+
+def test_display_derivative_is_resized_webp_without_metadata():
+    image = photo("chelsea")
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x8825] = {2: (1.0, 2.0, 3.0)}  # GPS info
+    result = inspect(encode(image, "JPEG", exif=exif.tobytes(), comment=b"private"))
+    display = Image.open(io.BytesIO(result.display))
+    assert display.format == "WEBP"
+    assert max(display.size) == 256
+    assert not display.getexif()
+    assert "exif" not in display.info and "comment" not in display.info
+
+
+def test_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    result = inspect(encode(Image.new("RGB", (300, 100), "red"), "JPEG", exif=exif.tobytes()))
+    assert (result.width, result.height) == (100, 300)
+    assert Image.open(io.BytesIO(result.display)).size[1] > Image.open(io.BytesIO(result.display)).size[0]
+
+
+def test_palette_with_transparency_becomes_white_not_black():
+    image = Image.new("P", (40, 40), 0)
+    image.putpalette([0, 0, 0] + [255, 0, 0] * 255)
+    data = encode(image, "PNG", transparency=0)
+    display = Image.open(io.BytesIO(inspect(data).display)).convert("RGB")
+    assert display.getpixel((20, 20)) > (240, 240, 240)
+
+
+def test_cmyk_jpeg_is_converted():
+    data = encode(Image.new("CMYK", (50, 50), (0, 255, 255, 0)), "JPEG")
+    display = Image.open(io.BytesIO(inspect(data).display)).convert("RGB")
+    red, green, blue = display.getpixel((25, 25))
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_16_bit_png_is_scaled_not_clipped():
+    image = Image.new("I;16", (32, 32), 30000)
+    display = Image.open(io.BytesIO(inspect(encode(image, "PNG")).display)).convert("L")
+    assert 240 <= display.getpixel((16, 16)) <= 255
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _gif(frames: int) -> bytes:
+    images = [Image.new("RGB", (8, 8), (i * 9 % 256, 255 - i * 9 % 256, 0)) for i in range(frames)]
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=10)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"hello, this is text pretending to be a jpg\n", "not a JPEG, PNG, WebP or GIF"),
+        (solid((200, 200))[:300], "corrupt or truncated"),
+        (solid((64, 64), fmt="PNG")[:60] + b"<html><script>alert(1)</script></html>", "corrupt or truncated"),
+        (_png_header_only(100_000, 100_000), "the limit is 4,000,000 pixels"),
+        (_gif(25), "25 frames; the limit is 20"),
+        (encode(Image.new("RGB", (8, 8)), "BMP"), "not a JPEG, PNG, WebP or GIF"),
+        (encode(Image.new("RGB", (8, 8)), "TIFF"), "not a JPEG, PNG, WebP or GIF"),
+    ],
+    ids=["text", "truncated-jpeg", "html-after-png-header", "huge-dimensions", "too-many-frames", "bmp", "tiff"],
+)
+def test_hostile_files_are_refused_with_a_message(data, message):
+    with pytest.raises(ImageRejected, match=message):
+        inspect(data)
+
+
+def test_read_limited_refuses_empty_and_oversized_files():
+    with pytest.raises(ImageRejected, match="empty"):
+        read_limited(io.BytesIO(b""), max_bytes=10)
+    with pytest.raises(ImageRejected, match="larger than"):
+        read_limited(io.BytesIO(b"x" * 11), max_bytes=10)
+    assert read_limited(io.BytesIO(b"x" * 10), max_bytes=10) == b"x" * 10
