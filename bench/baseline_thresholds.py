@@ -28,9 +28,12 @@ from moderation.ml.transforms import to_batch
 from moderation.routing import Route, route_scores
 
 NUDITY = {"approve_below": 0.2, "reject_from": 0.8}
-DEFAULT_WEAPON = {"approve_below": 0.005, "reject_from": 0.5}
+# Must match moderation/services/policies.py DEFAULT_THRESHOLDS (kept Django-free here).
+DEFAULT_WEAPON = {"approve_below": 0.002, "reject_from": 0.4}
+TARGET_KEPT_OUT = 0.95
+TARGET_REJECT_PRECISION = 0.98
 SWEEP_APPROVE = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05]
-SWEEP_REJECT = [0.3, 0.5, 0.7, 0.9]
+SWEEP_REJECT = [0.3, 0.4, 0.5, 0.7, 0.9]
 CLASS_LISTS: dict[str, list[int]] = {
     "vigil": sorted(WEAPON_CLASSES),
     "guns only": [413, 597, 763, 764],
@@ -119,8 +122,61 @@ def main() -> None:
                     f"{res['harmful_auto_rejected']:>13.3f}  {res['queued_share']:>6.3f}{mark}"
                 )
         results[name] = rows
+    weapon = raw["probs"][:, CLASS_LISTS["vigil"]].sum(1)
+    split = load_splits(args.data, raw["files"])
+    fit = split != "test"
+    recommended = recommend(weapon[fit], nudity[fit], harmful[fit])
+    chosen = {k: recommended[k] for k in ("approve_below", "reject_from")}
+    held_out = evaluate(weapon[~fit], nudity[~fit], harmful[~fit], chosen)
+    print(
+        f"\nweapon thresholds chosen on train+val ({fit.sum()} images) by the rule: keep >= "
+        f"{TARGET_KEPT_OUT:.0%} of harmful out of auto-approve, auto-reject precision >= "
+        f"{TARGET_REJECT_PRECISION:.0%}: "
+        f"approve_below={chosen['approve_below']:g} reject_from={chosen['reject_from']:g}"
+    )
+    for name, res in (("train+val", recommended), (f"test ({(~fit).sum()} held out)", held_out)):
+        print(
+            f"  {name}: harmful kept out {res['harmful_kept_out_of_auto_approve']:.3f}, safe auto-approved "
+            f"{res['safe_auto_approved']:.3f}, reject precision {res['reject_precision']:.3f}, "
+            f"harmful auto-rejected {res['harmful_auto_rejected']:.3f}, queued {res['queued_share']:.3f}"
+        )
+    results["recommended"] = {"fit": recommended, "test": held_out}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def load_splits(root: Path, files: np.ndarray) -> np.ndarray:
+    """The split of each file from SPLITS.csv; everything is 'train' if the set has none."""
+    import csv
+
+    path = root / "SPLITS.csv"
+    if not path.exists():
+        return np.array(["train"] * len(files))
+    with path.open() as handle:
+        splits = {row["file"]: row["split"] for row in csv.DictReader(handle)}
+    return np.array([splits.get(str(f), "train") for f in files])
+
+
+def recommend(weapon: np.ndarray, nudity: np.ndarray, harmful: np.ndarray) -> dict:
+    """The largest approve_below keeping TARGET_KEPT_OUT of harmful photos out of auto-approve,
+    and the smallest reject_from whose auto-rejects are TARGET_REJECT_PRECISION precise."""
+    grid = np.round(np.arange(0.0005, 0.0201, 0.0005), 4)
+    approve = max(
+        a
+        for a in grid
+        if evaluate(weapon, nudity, harmful, {"approve_below": a, "reject_from": 1.0})[
+            "harmful_kept_out_of_auto_approve"
+        ]
+        >= TARGET_KEPT_OUT
+    )
+    reject = min(
+        r
+        for r in np.round(np.arange(0.1, 0.96, 0.05), 2)
+        if evaluate(weapon, nudity, harmful, {"approve_below": 0.0, "reject_from": r})["reject_precision"]
+        >= TARGET_REJECT_PRECISION
+    )
+    res = evaluate(weapon, nudity, harmful, {"approve_below": float(approve), "reject_from": float(reject)})
+    return {"approve_below": float(approve), "reject_from": float(reject), **res}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def test_real_photo_is_scored_and_auto_approved(uploader):
     score = upload.score
     assert score.model_version.name == BASELINE_NAME
     assert set(score.category_scores) == {"weapon", "nudity"}
-    assert score.harmful_score == max(score.category_scores.values()) < 0.005
+    assert score.harmful_score == max(score.category_scores.values()) < 0.002
     assert score.latency_ms > 0
 
 
