@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import IO
@@ -50,7 +51,7 @@ def upload_create(
     metadata = metadata or {}
     if not isinstance(metadata, dict):
         raise UploadRejected("metadata must be a JSON object.")
-    if len(str(metadata).encode()) > MAX_METADATA_BYTES:
+    if len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
         raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
     if len(external_id) > 255:
         raise UploadRejected("external_id is longer than 255 characters.")

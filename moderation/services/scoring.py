@@ -6,6 +6,7 @@ model version, and routing is a conditional update from ``pending`` that changes
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 import uuid
@@ -41,12 +42,18 @@ class ScoringResult:
 
 
 def _decode(upload: Upload, min_side: int) -> Image.Image:
+    """Read the stored original and decode it to RGB.
+
+    A read error other than a missing file propagates, so the task retries (storage can be a
+    network service); a file that is gone or does not decode is final: :class:`UndecodableImage`.
+    """
     try:
         with default_storage.open(upload.original.name, "rb") as handle:
-            image = Image.open(handle, formats=ALLOWED_FORMATS)
-            return load_rgb(image, min_side=min_side)
+            data = handle.read()
     except FileNotFoundError:
         raise UndecodableImage("the stored original is missing") from None
+    try:
+        return load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
     except Exception as exc:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 

@@ -79,3 +79,10 @@ def test_byte_limit_is_enforced(uploader, settings, media_root):
     with pytest.raises(UploadRejected, match="larger than the 1000\xa0bytes limit"):
         upload_create(submitter=uploader, file=io.BytesIO(solid((400, 400))))
     assert stored_files(media_root) == []
+
+
+@pytest.mark.django_db
+def test_oversized_metadata_is_refused(uploader, media_root):
+    with pytest.raises(UploadRejected, match="metadata is larger than 16 KB"):
+        upload_create(submitter=uploader, file=io.BytesIO(solid()), metadata={"blob": "x" * 17_000})
+    assert not Upload.objects.exists() and stored_files(media_root) == []

@@ -118,3 +118,11 @@ def test_stale_pending_uploads_are_requeued(uploader):
     assert stale.updated_at > old
     assert uploads_requeue_stale(older_than_seconds=300) == []
     assert fresh.status == "pending"
+
+
+def test_missing_original_goes_to_humans_as_failed(uploader, media_root):
+    upload = make_upload(uploader, photo_jpeg("coffee"))
+    (media_root / upload.original.name).unlink()
+    assert upload_score(upload_id=upload.pk).status == "failed"
+    upload.refresh_from_db()
+    assert "missing" in upload.status_reason
