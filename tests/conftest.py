@@ -45,3 +45,10 @@ def api(api_client_and_token) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_client_and_token[1]}")
     return client
+
+
+def pytest_report_header(config) -> list[str]:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return [f"vigil: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL.split('://')[0]}"]
