@@ -58,3 +58,18 @@ def test_bad_values_fail_loudly(tmp_path, name, value):
     result = load_settings(tmp_path, **{"DJANGO_DEBUG": "1", name: value})
     assert result.returncode != 0
     assert name in result.stderr
+
+
+def test_web_path_does_not_import_torch(tmp_path):
+    """Heavy ML imports belong to the worker; serving a request must not load them."""
+    code = (
+        "import sys, django; django.setup(); from django.test import Client; "
+        "Client().get('/login/'); Client().get('/api/v1/uploads/'); "
+        "import config.urls, moderation.apis, moderation.views, reviews.views; "
+        "print(sorted(m for m in ('torch', 'timm', 'onnxruntime', 'torchvision') if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_"))}
+    env.update({"VIGIL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1"})
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
