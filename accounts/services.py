@@ -8,7 +8,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from accounts.models import ApiClient
-from accounts.roles import Role
+from accounts.roles import Role, forget_role
 
 
 def user_create(*, username: str, role: Role, password: str | None, email: str = "") -> AbstractUser:
@@ -30,6 +30,7 @@ def user_set_role(*, user: AbstractUser, role: Role) -> None:
     groups = [Group.objects.get_or_create(name=r.value)[0] for r in Role]
     user.groups.remove(*groups)
     user.groups.add(Group.objects.get(name=role.value))
+    forget_role(user)
 
 
 def api_client_create(*, name: str) -> tuple[ApiClient, str]:
