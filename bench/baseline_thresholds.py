@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from moderation.ml.baseline import PREPROCESSING, WEAPON_CLASSES
+from moderation.ml.baseline import COLD_START_THRESHOLDS, PREPROCESSING, WEAPON_CLASSES
 from moderation.ml.images import load_rgb
 from moderation.ml.transforms import to_batch
 from moderation.routing import Route, route_scores
 
-NUDITY = {"approve_below": 0.2, "reject_from": 0.8}
-# Must match moderation/services/policies.py DEFAULT_THRESHOLDS (kept Django-free here).
-DEFAULT_WEAPON = {"approve_below": 0.002, "reject_from": 0.4}
+NUDITY = COLD_START_THRESHOLDS["nudity"]
+DEFAULT_WEAPON = COLD_START_THRESHOLDS["weapon"]
 TARGET_KEPT_OUT = 0.95
 TARGET_REJECT_PRECISION = 0.98
 SWEEP_APPROVE = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05]

@@ -36,6 +36,17 @@ WEAPON_CLASSES: dict[int, str] = {
 }
 
 CATEGORIES = ("weapon", "nudity")
+
+# Routing thresholds for this model on a fresh install (docs/thresholds.md, bench/baseline_thresholds.py):
+# - weapon: chosen on the train+val part of a 1,666-photo weapons-vs-safe benchmark as the largest
+#   approve_below that keeps >= 95% of harmful photos out of auto-approve and the smallest
+#   reject_from whose auto-rejects are >= 98% precise. On the held-out test part: 97.6% of harmful
+#   photos kept out of auto-approve, 68% of safe photos auto-approved, auto-reject 97% precise.
+# - nudity: open_nsfw's authors suggest < 0.2 safe and > 0.8 NSFW.
+COLD_START_THRESHOLDS: dict[str, dict[str, float]] = {
+    "weapon": {"approve_below": 0.002, "reject_from": 0.4},
+    "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+}
 ARCHITECTURE = "baseline_imagenet_prior+open_nsfw"
 PREPROCESSING = Preprocessing(size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 # The smallest short side both models need (open_nsfw resizes to 256x256).

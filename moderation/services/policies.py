@@ -7,18 +7,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from moderation.ml.baseline import COLD_START_THRESHOLDS
 from moderation.models import ThresholdPolicy
 
-# Cold-start defaults, measured rather than guessed (docs/thresholds.md, bench/baseline_thresholds.py):
-# - weapon: chosen on the train+val part of a 1,666-photo weapons-vs-safe benchmark as the largest
-#   approve_below that keeps >= 95% of harmful photos out of auto-approve and the smallest
-#   reject_from whose auto-rejects are >= 98% precise. On the held-out test part: 97.6% of harmful
-#   photos kept out of auto-approve, 68% of safe photos auto-approved, auto-reject 97% precise.
-# - nudity: open_nsfw's authors suggest < 0.2 safe and > 0.8 NSFW.
-DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
-    "weapon": {"approve_below": 0.002, "reject_from": 0.4},
-    "nudity": {"approve_below": 0.2, "reject_from": 0.8},
-}
+# Cold-start defaults for the baseline model, measured rather than guessed (see COLD_START_THRESHOLDS).
+DEFAULT_THRESHOLDS = COLD_START_THRESHOLDS
 DEFAULT_REASON = "Cold-start defaults measured on a weapons-vs-safe benchmark; open_nsfw authors' 0.2/0.8."
 
 
