@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import imagehash
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageFile
 
 from moderation.ml.images import load_rgb
@@ -45,17 +46,11 @@ class InspectedImage:
         return EXTENSIONS[self.format]
 
 
-def _size(n: int) -> str:
-    from django.template.defaultfilters import filesizeformat
-
-    return filesizeformat(n)
-
-
 def read_limited(file: IO[bytes], *, max_bytes: int) -> bytes:
     """Read at most ``max_bytes``; a longer stream is refused without reading it all."""
     data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(f"The file is larger than the {_size(max_bytes)} limit.")
+        raise ImageRejected(f"The file is larger than the {filesizeformat(max_bytes)} limit.")
     if not data:
         raise ImageRejected("The file is empty.")
     return data

@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 @shared_task(
     bind=True,
     autoretry_for=(Exception,),
-    dont_autoretry_for=(Upload.DoesNotExist,),
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=10,

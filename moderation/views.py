@@ -25,6 +25,12 @@ IMAGE_HEADERS = {
 }
 
 
+def _inert(response: FileResponse) -> FileResponse:
+    for header, value in IMAGE_HEADERS.items():
+        response[header] = value
+    return response
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     if user_has_role(request.user, Role.MODERATOR):
@@ -63,10 +69,7 @@ def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
 def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
     """The re-encoded, metadata-free display derivative, for those allowed to see the upload."""
     upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
-    response = FileResponse(default_storage.open(upload.display.name, "rb"), content_type=DISPLAY_CONTENT_TYPE)
-    for header, value in IMAGE_HEADERS.items():
-        response[header] = value
-    return response
+    return _inert(FileResponse(default_storage.open(upload.display.name, "rb"), content_type=DISPLAY_CONTENT_TYPE))
 
 
 @login_required
@@ -74,12 +77,11 @@ def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
 def upload_original(request: HttpRequest, upload_id: str) -> FileResponse:
     """The original file, as a download only (never rendered inline)."""
     upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
-    response = FileResponse(
-        default_storage.open(upload.original.name, "rb"),
-        as_attachment=True,
-        filename=f"{upload.pk}.{upload.original.name.rsplit('.', 1)[-1]}",
-        content_type="application/octet-stream",
+    return _inert(
+        FileResponse(
+            default_storage.open(upload.original.name, "rb"),
+            as_attachment=True,
+            filename=f"{upload.pk}.{upload.original.name.rsplit('.', 1)[-1]}",
+            content_type="application/octet-stream",
+        )
     )
-    for header, value in IMAGE_HEADERS.items():
-        response[header] = value
-    return response

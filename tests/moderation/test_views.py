@@ -34,8 +34,7 @@ def test_form_shows_the_error_for_a_bad_file_and_stores_nothing(client, uploader
 @pytest.mark.django_db
 def test_upload_pages_need_sign_in(client, uploader):
     upload = make_upload(uploader)
-    for name in ("moderation:uploads",):
-        assert client.get(reverse(name)).status_code == 302
+    assert client.get(reverse("moderation:uploads")).status_code == 302
     for name in ("moderation:upload", "moderation:upload_image", "moderation:upload_original"):
         response = client.get(reverse(name, args=[upload.pk]))
         assert response.status_code == 302 and response.url.startswith(reverse("login"))
@@ -65,6 +64,8 @@ def test_original_is_a_download_only(client, uploader):
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith("attachment;")
     assert response["Content-Type"] == "application/octet-stream"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
 
 
 @pytest.mark.django_db
