@@ -55,7 +55,7 @@ def test_palette_with_transparency_becomes_white_not_black():
     image.putpalette([0, 0, 0] + [255, 0, 0] * 255)
     data = encode(image, "PNG", transparency=0)
     display = Image.open(io.BytesIO(inspect(data).display)).convert("RGB")
-    assert display.getpixel((20, 20)) > (240, 240, 240)
+    assert min(display.getpixel((20, 20))) > 240  # every channel near white
 
 
 def test_cmyk_jpeg_is_converted():

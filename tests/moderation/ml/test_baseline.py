@@ -1,12 +1,13 @@
 """The baseline classifier on real photos (scikit-image's), and the loading checks."""
 
+import hashlib
 from collections import OrderedDict
 
 import pytest
 import torch
 
 from moderation.ml.backbones import efficientnet_lite0, load_state_dict_by_position
-from moderation.ml.baseline import CATEGORIES, BaselineClassifier, weights_sha256
+from moderation.ml.baseline import CATEGORIES, BaselineClassifier, weights_files, weights_sha256
 from tests.images import photo
 
 pytestmark = pytest.mark.slow
@@ -43,9 +44,11 @@ def test_batch_prediction_matches_single(classifier):
         assert b == pytest.approx(s, abs=1e-4)
 
 
-def test_weights_digest_is_stable():
-    assert weights_sha256() == weights_sha256()
-    assert len(weights_sha256()) == 64
+def test_weights_digest_covers_both_weight_files_in_order():
+    files = weights_files()
+    assert [f.suffix for f in files] == [".pth", ".onnx"]
+    expected = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    assert weights_sha256() == expected
 
 
 def test_state_dict_shape_mismatch_is_refused():
