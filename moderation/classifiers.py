@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 
 from django.conf import settings
 
@@ -16,6 +17,12 @@ from moderation.ml.loading import Classifier, build_classifier
 from moderation.models import ModelVersion
 
 logger = logging.getLogger(__name__)
+
+
+class ModelIntegrityError(RuntimeError):
+    """A registered weights file is missing or no longer matches the sha256 it was registered with."""
+
+
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str, str], Classifier] = {}
 
@@ -29,7 +36,28 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         if classifier is None:
             threads = settings.VIGIL_TORCH_THREADS or None
             logger.info("loading model version %s (%s)", model_version.name, model_version.architecture)
-            classifier = build_classifier(model_version.architecture, model_version.config, threads=threads)
+            _check_weights(model_version)
+            classifier = build_classifier(
+                model_version.architecture, model_version.config, weights=model_version.weights, threads=threads
+            )
             _loaded.clear()
             _loaded[key] = classifier
         return classifier
+
+
+def _check_weights(model_version: ModelVersion) -> None:
+    from moderation.ml import checkpoints
+
+    if model_version.architecture != checkpoints.ARCHITECTURE:
+        return  # packaged weights (the baseline) are pinned by requirements.txt
+    path = Path(model_version.weights)
+    if not path.is_file():
+        raise ModelIntegrityError(f"weights of model version {model_version.name} are missing: {path}")
+    if checkpoints.file_sha256(path) != model_version.weights_sha256:
+        raise ModelIntegrityError(f"weights of model version {model_version.name} changed since registration: {path}")
+
+
+def unload_all() -> None:
+    """Drop the loaded classifier; the next :func:`classifier_for` loads (and checks) it again."""
+    with _lock:
+        _loaded.clear()

@@ -52,3 +52,28 @@ def pytest_report_header(config) -> list[str]:
 
     db = settings.DATABASES["default"]
     return [f"vigil: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL.split('://')[0]}"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A small labelled ImageFolder (train/ and val/, safe/ and harmful/) of real photo crops."""
+    from tests.images import labelled_folder
+
+    root = tmp_path_factory.mktemp("tiny-dataset")
+    labelled_folder(root, train=10, val=5)
+    return root
+
+
+def tiny_train_config(data, out, **overrides):
+    from moderation.ml.train import TrainConfig
+
+    options = {"epochs": 6, "patience": 3, "aug_views": 1, "batch_size": 8, "image_size": 128, "progress": False}
+    return TrainConfig(data=str(data), out=str(out), **{**options, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_dataset, tmp_path_factory):
+    """A model fine-tuned once per test session on :func:`tiny_dataset` (a few seconds on a CPU)."""
+    from moderation.ml.train import train
+
+    return train(tiny_train_config(tiny_dataset, tmp_path_factory.mktemp("tiny-run"))).checkpoint

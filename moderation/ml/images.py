@@ -52,3 +52,11 @@ def load_rgb(image: Image.Image, *, min_side: int | None = None) -> Image.Image:
             image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
     image = ImageOps.exif_transpose(image)
     return to_rgb(image)
+
+
+def open_rgb(path, *, min_side: int | None = None) -> Image.Image:
+    """Open an image file and decode it to upright RGB (see :func:`load_rgb`); the file is closed."""
+    with Image.open(path) as image:
+        rgb = load_rgb(image, min_side=min_side)
+        rgb.load()
+        return rgb

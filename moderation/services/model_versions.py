@@ -1,7 +1,20 @@
-"""The model registry: which model version routes traffic."""
+"""The model registry: register trained checkpoints, choose which version routes traffic, roll back.
+
+Registered weights are copied into ``VIGIL_MODEL_DIR`` under their sha256, so the registry does
+not depend on a training folder that may be cleaned up, and a file that changes afterwards is
+detected when a worker loads it. Workers load the active version on their next task: activating
+or rolling back needs no restart.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,6 +25,10 @@ BASELINE_NAME = "baseline-imagenet-nsfw-v1"
 
 class NoActiveModel(RuntimeError):
     pass
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be carried out; the message says why."""
 
 
 def model_version_register_baseline() -> ModelVersion:
@@ -27,23 +44,122 @@ def model_version_register_baseline() -> ModelVersion:
             "preprocessing": baseline.PREPROCESSING.as_dict(),
             "categories": list(baseline.CATEGORIES),
             "config": {"weapon_classes": {str(k): v for k, v in baseline.WEAPON_CLASSES.items()}},
+            "metrics": {"suggested_thresholds": baseline.COLD_START_THRESHOLDS},
             "notes": "Zero-shot EfficientNet-Lite0 ImageNet weapon prior + open_nsfw. No training.",
         },
     )
     return version
 
 
-def model_version_activate(*, model_version: ModelVersion) -> ModelVersion:
-    """Make ``model_version`` the one that routes traffic; the previous one is retired."""
+def _copy_into_registry(source: Path, sha256: str) -> Path:
+    directory = Path(settings.VIGIL_MODEL_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{sha256}.pt"
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".pt")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return target
+
+
+def model_version_register(
+    *, checkpoint: str | Path, name: str = "", notes: str = "", nudity: bool = True
+) -> ModelVersion:
+    """Register a fine-tuned checkpoint (from ``train``) as a candidate model version.
+
+    ``nudity``: also score nudity with open_nsfw, as the baseline does, so a fine-tuned weapon
+    model does not drop a category the thresholds route on.
+    """
+    from moderation.ml import checkpoints
+    from moderation.ml.finetuned import NUDITY
+
+    source = Path(checkpoint)
+    try:
+        meta = checkpoints.read(source)
+    except checkpoints.CheckpointError as exc:
+        raise RegistryError(str(exc)) from None
+    sha256 = checkpoints.file_sha256(source)
+    existing = ModelVersion.objects.filter(weights_sha256=sha256).first()
+    if existing is not None:
+        raise RegistryError(f"these weights are already registered as {existing.name!r}")
+    name = name.strip() or f"{meta['backbone']}-{meta['category']}-{sha256[:8]}"
+    if ModelVersion.objects.filter(name=name).exists():
+        raise RegistryError(f"a model version named {name!r} already exists")
+    stored = _copy_into_registry(source, sha256)
+    categories = [meta["category"]] + ([NUDITY] if nudity and meta["category"] != NUDITY else [])
+    return ModelVersion.objects.create(
+        name=name,
+        architecture=checkpoints.ARCHITECTURE,
+        weights=str(stored),
+        weights_sha256=sha256,
+        preprocessing=meta["preprocessing"],
+        categories=categories,
+        config={
+            "backbone": meta["backbone"],
+            "unfreeze": meta["unfreeze"],
+            "category": meta["category"],
+            "nudity": nudity,
+            "train": meta["config"],
+        },
+        metrics=meta["metrics"],
+        notes=notes,
+    )
+
+
+def model_version_activate(
+    *, model_version: ModelVersion, apply_thresholds: bool = False, user: AbstractBaseUser | None = None
+) -> ModelVersion:
+    """Make ``model_version`` the one that routes traffic; the previous one is retired.
+
+    ``apply_thresholds``: also save a policy version with the thresholds suggested for this model
+    on its validation data (other categories keep their current thresholds), since a new model's
+    scores are calibrated differently from the old one's.
+    """
+    from moderation.services.policies import policy_create, policy_current
+
     with transaction.atomic():
-        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(pk=model_version.pk).update(
-            status=ModelVersion.Status.RETIRED
-        )
+        ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).exclude(
+            pk=model_version.pk
+        ).update(status=ModelVersion.Status.RETIRED)
         ModelVersion.objects.filter(pk=model_version.pk).update(
             status=ModelVersion.Status.ACTIVE, activated_at=timezone.now()
         )
+        if apply_thresholds:
+            suggested = (model_version.metrics or {}).get("suggested_thresholds")
+            if not suggested:
+                raise RegistryError(f"{model_version.name} has no suggested thresholds in its metrics")
+            policy_create(
+                thresholds={**policy_current().thresholds, **suggested},
+                reason=f"Thresholds suggested on validation data for model {model_version.name}.",
+                created_by=user,
+            )
     model_version.refresh_from_db()
     return model_version
+
+
+def model_version_rollback(*, apply_thresholds: bool = False, user: AbstractBaseUser | None = None) -> ModelVersion:
+    """Re-activate the version that was active before the current one."""
+    previous = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )
+    if previous is None:
+        raise RegistryError("no previously active model version to roll back to")
+    return model_version_activate(model_version=previous, apply_thresholds=apply_thresholds, user=user)
+
+
+def model_version_get(*, name: str) -> ModelVersion:
+    try:
+        return ModelVersion.objects.get(name=name)
+    except ModelVersion.DoesNotExist:
+        known = ", ".join(ModelVersion.objects.values_list("name", flat=True)[:20]) or "none"
+        raise RegistryError(f"no model version named {name!r} (known: {known})") from None
 
 
 def model_version_ensure_active() -> ModelVersion:

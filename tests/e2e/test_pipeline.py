@@ -80,3 +80,34 @@ def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, m
     assert decision.model_score == astronaut.score.harmful_score
     body = api.get(f"/api/v1/uploads/{ids['astronaut']}/").json()
     assert (body["status"], body["decided_by"], body["decision"]["label"]) == ("approved", "human", "safe")
+
+
+def test_a_running_worker_switches_to_the_newly_active_model_without_a_restart(
+    api, tmp_path, settings, tiny_checkpoint
+):
+    from moderation.services.model_versions import (
+        BASELINE_NAME,
+        model_version_activate,
+        model_version_ensure_active,
+        model_version_register,
+    )
+
+    settings.VIGIL_MODEL_DIR = tmp_path / "models"
+    model_version_ensure_active()
+    purge_broker()
+
+    def upload(name: str) -> str:
+        response = api.post("/api/v1/uploads/", {"image": SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name))})
+        assert response.status_code == 201, response.content
+        return response.json()["id"]
+
+    with celery_worker(tmp_path / "worker.log"):
+        before = upload("rocket")
+        assert wait_until_routed([before])[before].score.model_version.name == BASELINE_NAME
+        candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-e2e")
+        model_version_activate(model_version=candidate)
+        after = upload("rocket")
+        routed = wait_until_routed([after])[after]
+    assert routed.score.model_version == candidate
+    assert set(routed.score.category_scores) == {"weapon", "nudity"}
+    assert "loading model version tiny-e2e" in (tmp_path / "worker.log").read_text()

@@ -1,0 +1,31 @@
+"""The ``--model NAME`` / ``--checkpoint PATH`` options shared by ``evaluate`` and ``classify``."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from moderation.ml.loading import Classifier
+
+
+def add_model_arguments(parser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--model", help="registered model version name (default: the active one)")
+    group.add_argument("--checkpoint", help="an unregistered fine-tuned checkpoint (model.pt from `train`)")
+
+
+def load_classifier(*, model: str | None, checkpoint: str | None, nudity: bool = True) -> tuple[str, Classifier]:
+    """(a name to show, the loaded classifier) for the options given."""
+    from moderation.classifiers import ModelIntegrityError, classifier_for
+    from moderation.ml.backbones import WeightsUnavailable
+    from moderation.ml.checkpoints import CheckpointError
+    from moderation.services.model_versions import RegistryError, model_version_ensure_active, model_version_get
+
+    try:
+        if checkpoint:
+            from moderation.ml.finetuned import FineTunedClassifier
+
+            return checkpoint, FineTunedClassifier(checkpoint, nudity=nudity)
+        version = model_version_get(name=model) if model else model_version_ensure_active()
+        return version.name, classifier_for(version)
+    except (RegistryError, CheckpointError, ModelIntegrityError, WeightsUnavailable) as exc:
+        raise CommandError(str(exc)) from None

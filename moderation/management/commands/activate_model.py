@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from moderation.services.model_versions import RegistryError, model_version_activate, model_version_get
+
+
+class Command(BaseCommand):
+    help = "Make a model version the one that scores and routes new uploads (workers switch without a restart)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", help="model version name (see `list_models`)")
+        parser.add_argument(
+            "--apply-thresholds", action="store_true", help="also save a policy with the model's suggested thresholds"
+        )
+
+    def handle(self, *args, name: str, apply_thresholds: bool, **options) -> None:
+        try:
+            version = model_version_activate(
+                model_version=model_version_get(name=name), apply_thresholds=apply_thresholds
+            )
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"active model: {version.name}")

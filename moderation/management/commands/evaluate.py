@@ -1,0 +1,72 @@
+"""``manage.py evaluate --data DIR``: the source paper's evaluation of a model on labelled photos."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from django.core.management.base import BaseCommand, CommandError
+
+from moderation.management.commands._model_choice import add_model_arguments, load_classifier
+from moderation.ml.datasets import DatasetError, load_evaluation_split, load_split
+from moderation.ml.inference import harmful_score, score_files
+from moderation.ml.metrics import Evaluation
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a model on an ImageFolder dataset (safe/ and harmful/; its test/ or val/ split when present): "
+        "classification report, confusion matrix, ROC AUC and a ROC curve PNG."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--data", required=True, help="dataset root (safe/, harmful/ or train|val|test/...)")
+        parser.add_argument("--split", help="split to evaluate (default: test, else val, else the folder itself)")
+        add_model_arguments(parser)
+        parser.add_argument("--category", help="score by this category only (default: the maximum, as routing does)")
+        parser.add_argument("--threshold", type=float, default=0.5, help="harmful when score >= threshold")
+        parser.add_argument("--roc", help="ROC curve PNG path (default: roc-<model>.png)")
+        parser.add_argument("--json", dest="json_path", help="also write the figures as JSON")
+        parser.add_argument("--batch-size", type=int, default=32)
+
+    def handle(self, *args, **options) -> None:
+        try:
+            if options["split"]:
+                split, samples = options["split"], load_split(options["data"], options["split"])
+            else:
+                split, samples = load_evaluation_split(options["data"])
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from None
+        name, classifier = load_classifier(model=options["model"], checkpoint=options["checkpoint"])
+        from tqdm import tqdm
+
+        with tqdm(
+            total=len(samples), desc="scoring", unit="img", file=sys.stderr, disable=options["verbosity"] < 1
+        ) as bar:
+            results = score_files(classifier, [s.path for s in samples], batch_size=options["batch_size"], progress=bar)
+        labels, scores = [], []
+        for sample, result in zip(samples, results, strict=True):
+            if result.scores is None:
+                self.stderr.write(f"skipped {result.path}: {result.error}")
+                continue
+            try:
+                scores.append(harmful_score(result.scores, options["category"]))
+            except KeyError as exc:
+                raise CommandError(str(exc.args[0])) from None
+            labels.append(sample.label)
+        if len(set(labels)) < 2:
+            raise CommandError("evaluation needs decodable images of both classes")
+        evaluation = Evaluation(labels=np.array(labels), scores=np.array(scores), threshold=options["threshold"])
+        where = f"{options['data']}" + (f" ({split} split)" if split else "")
+        self.stdout.write(f"model {name} on {where}: {len(labels)} images\n")
+        self.stdout.write(evaluation.format())
+        roc = Path(options["roc"] or f"roc-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(name).stem)}.png")
+        evaluation.write_roc_png(roc, title=f"ROC: {name}")
+        self.stdout.write(f"ROC curve written to {roc}")
+        if options["json_path"]:
+            figures = {"model": name, "data": str(options["data"]), "split": split, **evaluation.summary(),
+                       "report": evaluation.report()}  # fmt: skip
+            Path(options["json_path"]).write_text(json.dumps(figures, indent=2))

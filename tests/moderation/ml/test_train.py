@@ -1,0 +1,95 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from moderation.ml import checkpoints
+from moderation.ml.datasets import DatasetError, load_split
+from moderation.ml.finetuned import FineTunedClassifier
+from moderation.ml.images import open_rgb
+from moderation.ml.train import main, train
+from tests.conftest import tiny_train_config
+
+
+def test_training_writes_checkpoint_metrics_and_summary(tiny_checkpoint):
+    out = tiny_checkpoint.parent
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["last.pt", "metrics.csv", "model.pt", "train.json"]
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    summary = json.loads((out / "train.json").read_text())
+    assert len(rows) == summary["metrics"]["epochs_run"] >= 1
+    assert {"train_loss", "val_loss", "val_accuracy", "val_roc_auc"} <= set(rows[0])
+    assert summary["config"]["backbone"] == "efficientnet_lite0"
+    meta = checkpoints.read(tiny_checkpoint)
+    assert meta["preprocessing"]["size"] == 128
+    assert meta["preprocessing"]["resize_mode"] == "squash"
+    assert meta["category"] == "weapon"
+    thresholds = meta["metrics"]["suggested_thresholds"]["weapon"]
+    assert 0 <= thresholds["approve_below"] <= thresholds["reject_from"] <= 1
+
+
+def test_the_trained_model_separates_the_classes(tiny_checkpoint, tiny_dataset):
+    classifier = FineTunedClassifier(tiny_checkpoint, nudity=False)
+    samples = load_split(tiny_dataset, "val")
+    scores = classifier.harmful_scores([open_rgb(s.path, min_side=classifier.min_decode_side) for s in samples])
+    harmful = [score for score, s in zip(scores, samples, strict=True) if s.label == 1]
+    safe = [score for score, s in zip(scores, samples, strict=True) if s.label == 0]
+    assert min(harmful) > max(safe)
+    assert classifier.categories == ("weapon",)
+
+
+def test_training_is_deterministic_for_a_seed(tiny_dataset, tiny_checkpoint, tmp_path):
+    again = train(tiny_train_config(tiny_dataset, tmp_path / "again", cache_dir=str(tmp_path / "cache")))
+    first = checkpoints.read(tiny_checkpoint)["state_dict"]
+    second = checkpoints.read(again.checkpoint)["state_dict"]
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    # a second run reuses the cached backbone outputs
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3  # train plain + 1 augmented view + val
+
+
+def test_unfreezing_trains_the_top_stages_too(tiny_dataset, tmp_path):
+    result = train(tiny_train_config(tiny_dataset, tmp_path / "run", unfreeze=2, epochs=2))
+    trained = checkpoints.read(result.checkpoint)["state_dict"]
+    from moderation.ml.network import HarmfulNet
+
+    start = HarmfulNet.build("efficientnet_lite0", unfreeze=2).state_dict()
+    changed = {
+        k.split(".")[0] for k in trained if trained[k].is_floating_point() and not torch.equal(trained[k], start[k])
+    }
+    assert changed == {"tail", "head"}
+
+
+def test_dataset_without_val_split_holds_out_part_of_train(tiny_dataset, tmp_path):
+    import shutil
+
+    data = tmp_path / "only-train"
+    shutil.copytree(tiny_dataset / "train", data / "train")
+    result = train(tiny_train_config(data, tmp_path / "run", epochs=1))
+    assert result.metrics["val_counts"] == {"safe": 2, "harmful": 2}
+    assert result.metrics["train_counts"] == {"safe": 8, "harmful": 8}
+
+
+def test_a_folder_that_is_not_a_dataset_is_refused_clearly(tmp_path, capsys):
+    with pytest.raises(DatasetError, match="expected safe/ and harmful/"):
+        train(tiny_train_config(tmp_path, tmp_path / "run"))
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "error: no labelled images" in capsys.readouterr().err
+
+
+def test_command_line_entry_point(tiny_dataset, tmp_path, capsys):
+    code = main(["--data", str(tiny_dataset), "--out", str(tmp_path / "cli"), "--epochs", "1", "--aug-views", "0",
+                 "--image-size", "96", "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert "wrote" in capsys.readouterr().out
+    assert checkpoints.read(tmp_path / "cli" / "model.pt")["preprocessing"]["size"] == 96
+
+
+def test_reading_something_else_as_a_checkpoint_fails_clearly(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoints.CheckpointError, match="not a readable checkpoint"):
+        checkpoints.read(tmp_path / "junk.pt")
+    torch.save({"format": "something/else"}, tmp_path / "other.pt")
+    with pytest.raises(checkpoints.CheckpointError, match="not a Vigil fine-tuned checkpoint"):
+        checkpoints.read(tmp_path / "other.pt")

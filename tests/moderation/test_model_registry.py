@@ -1,0 +1,115 @@
+"""The model registry: register a fine-tuned checkpoint, activate it, roll back; scoring follows."""
+
+import shutil
+
+import pytest
+
+from moderation.classifiers import ModelIntegrityError, classifier_for, unload_all
+from moderation.ml.checkpoints import file_sha256
+from moderation.models import ModelVersion, ThresholdPolicy
+from moderation.services.model_versions import (
+    BASELINE_NAME,
+    RegistryError,
+    model_version_activate,
+    model_version_ensure_active,
+    model_version_register,
+    model_version_rollback,
+)
+from moderation.services.policies import policy_current
+from moderation.services.scoring import upload_score
+from tests.factories import make_upload
+from tests.images import photo_jpeg
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def model_dir(settings, tmp_path):
+    settings.VIGIL_MODEL_DIR = tmp_path / "models"
+    return settings.VIGIL_MODEL_DIR
+
+
+def test_register_copies_the_weights_under_their_digest_as_a_candidate(tiny_checkpoint, model_dir):
+    version = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1", notes="test run")
+    sha = file_sha256(tiny_checkpoint)
+    assert version.status == ModelVersion.Status.CANDIDATE
+    assert version.architecture == "harmfulnet"
+    assert version.weights == str(model_dir / f"{sha}.pt")
+    assert file_sha256(version.weights) == version.weights_sha256 == sha
+    assert version.categories == ["weapon", "nudity"]
+    assert version.preprocessing["size"] == 128
+    assert version.config["backbone"] == "efficientnet_lite0"
+    assert "val" in version.metrics and "suggested_thresholds" in version.metrics
+    assert not list(model_dir.glob(".incoming-*"))
+
+
+def test_registering_the_same_weights_or_name_twice_is_refused(tiny_checkpoint, tmp_path):
+    model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
+    with pytest.raises(RegistryError, match="already registered as 'tiny-v1'"):
+        model_version_register(checkpoint=tiny_checkpoint, name="tiny-v2")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk")
+    with pytest.raises(RegistryError, match="not a readable checkpoint"):
+        model_version_register(checkpoint=junk)
+    assert ModelVersion.objects.filter(architecture="harmfulnet").count() == 1
+
+
+def test_activate_then_roll_back(tiny_checkpoint):
+    baseline = model_version_ensure_active()
+    candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
+    model_version_activate(model_version=candidate)
+    baseline.refresh_from_db()
+    assert (candidate.status, baseline.status) == ("active", "retired")
+    assert ModelVersion.objects.filter(status="active").count() == 1
+    restored = model_version_rollback()
+    candidate.refresh_from_db()
+    assert (restored.name, restored.status, candidate.status) == (BASELINE_NAME, "active", "retired")
+
+
+def test_rollback_without_history_is_refused():
+    model_version_ensure_active()
+    with pytest.raises(RegistryError, match="no previously active"):
+        model_version_rollback()
+
+
+def test_activation_can_apply_the_models_suggested_thresholds(tiny_checkpoint, admin_user):
+    model_version_ensure_active()
+    before = policy_current()
+    candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
+    model_version_activate(model_version=candidate, apply_thresholds=True, user=admin_user)
+    policy = policy_current()
+    assert policy.version == before.version + 1
+    assert policy.thresholds["weapon"] == candidate.metrics["suggested_thresholds"]["weapon"]
+    assert policy.thresholds["nudity"] == before.thresholds["nudity"]  # other categories unchanged
+    assert policy.created_by == admin_user and "tiny-v1" in policy.reason
+    model_version_rollback(apply_thresholds=True)
+    assert policy_current().thresholds["weapon"] == before.thresholds["weapon"]
+    assert ThresholdPolicy.objects.count() == before.version + 2
+
+
+@pytest.mark.slow
+def test_new_uploads_are_scored_by_the_newly_active_model(tiny_checkpoint, uploader):
+    first = make_upload(uploader, photo_jpeg("rocket"))
+    upload_score(upload_id=first.pk)
+    candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
+    model_version_activate(model_version=candidate)
+    second = make_upload(uploader, photo_jpeg("rocket"))
+    upload_score(upload_id=second.pk)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.score.model_version.name == BASELINE_NAME
+    assert second.score.model_version == candidate
+    assert set(second.score.category_scores) == {"weapon", "nudity"}
+    # the tiny model learnt rocket-and-motorcycle crops as "harmful"
+    assert second.score.category_scores["weapon"] > 0.5
+
+
+def test_weights_changed_after_registration_are_refused(tiny_checkpoint, tmp_path):
+    copy = tmp_path / "model.pt"
+    shutil.copyfile(tiny_checkpoint, copy)
+    version = model_version_register(checkpoint=copy, name="tiny-v1")
+    with open(version.weights, "ab") as handle:
+        handle.write(b"tampered")
+    unload_all()
+    with pytest.raises(ModelIntegrityError, match="changed since registration"):
+        classifier_for(version)
