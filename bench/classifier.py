@@ -117,9 +117,15 @@ def frozen_probe(train_rows: list[dict], test_rows: list[dict]) -> Evaluation:
 
 def fine_tune(dataset: Path, out: Path, backbone: str, args) -> tuple[object, float]:
     config = TrainConfig(
-        data=str(dataset), out=str(out), backbone=backbone, unfreeze=args.unfreeze, image_size=args.image_size,
-        refit=True, progress=not args.quiet, cache_dir=str(out.parent / "feature-cache"),
-    )  # fmt: skip
+        data=str(dataset),
+        out=str(out),
+        backbone=backbone,
+        unfreeze=args.unfreeze,
+        image_size=args.image_size,
+        refit=True,
+        progress=not args.quiet,
+        cache_dir=str(out.parent / "feature-cache"),
+    )
     started = time.perf_counter()
     result = train(config)
     return result, time.perf_counter() - started
@@ -148,8 +154,17 @@ def other_photos() -> list[tuple[str, object]]:
     from PIL import Image
 
     photos = []
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "cat", "hubble_deep_field", "immunohistochemistry",
-                 "retina", "colorwheel"):  # fmt: skip
+    for name in (
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "cat",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+        "colorwheel",
+    ):
         try:
             photos.append((f"skimage:{name}", Image.fromarray(getattr(skimage.data, name)()).convert("RGB")))
         except Exception:  # a photo missing from this scikit-image version
@@ -275,8 +290,10 @@ def print_table(results: dict) -> None:
             hard = [f for c, f in entry["categories"].items() if c.startswith("hardneg")]
             wrong = sum(f["flagged"] * f["n"] for f in hard) / sum(f["n"] for f in hard)
             print(f"  hard negatives wrongly flagged: {wrong:.3f}")
-            print(f"  latency (median, decode included): {entry['latency_ms']}; with open_nsfw: "
-                  f"{entry['latency_ms_with_nudity']}")  # fmt: skip
+            print(
+                f"  latency (median, decode included): {entry['latency_ms']}; with open_nsfw: "
+                f"{entry['latency_ms_with_nudity']}"
+            )
     if "held_out_source" in results:
         entry = results["held_out_source"]
         print(f"\ntrained without {entry['source']}, tested on its {entry['support']} photos:")

@@ -18,8 +18,17 @@ def model_dir(settings, tmp_path):
 
 
 def test_train_command_registers_and_activates(tiny_dataset, tmp_path, capsys):
-    call_command("train", data=str(tiny_dataset), out=str(tmp_path / "run"), epochs=1, aug_views=0, image_size=96,
-                 progress=False, activate=True, name="tiny-cmd")  # fmt: skip
+    call_command(
+        "train",
+        data=str(tiny_dataset),
+        out=str(tmp_path / "run"),
+        epochs=1,
+        aug_views=0,
+        image_size=96,
+        progress=False,
+        activate=True,
+        name="tiny-cmd",
+    )
     out = capsys.readouterr().out
     assert "val accuracy" in out and "activated tiny-cmd" in out
     assert ModelVersion.objects.get(status="active").name == "tiny-cmd"
@@ -47,8 +56,14 @@ def test_register_activate_list_and_roll_back(tiny_checkpoint, capsys):
 @pytest.mark.slow
 def test_evaluate_prints_the_papers_table_and_writes_a_roc_curve(tiny_checkpoint, tiny_dataset, tmp_path, capsys):
     roc = tmp_path / "roc.png"
-    call_command("evaluate", data=str(tiny_dataset), checkpoint=str(tiny_checkpoint), roc=str(roc),
-                 json_path=str(tmp_path / "eval.json"), verbosity=0)  # fmt: skip
+    call_command(
+        "evaluate",
+        data=str(tiny_dataset),
+        checkpoint=str(tiny_checkpoint),
+        roc=str(roc),
+        json_path=str(tmp_path / "eval.json"),
+        verbosity=0,
+    )
     out = capsys.readouterr().out
     assert "(val split): 10 images" in out
     for heading in ("precision", "recall", "f1-score", "support", "accuracy", "macro avg", "weighted avg"):

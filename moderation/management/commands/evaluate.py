@@ -67,6 +67,11 @@ class Command(BaseCommand):
         evaluation.write_roc_png(roc, title=f"ROC: {name}")
         self.stdout.write(f"ROC curve written to {roc}")
         if options["json_path"]:
-            figures = {"model": name, "data": str(options["data"]), "split": split, **evaluation.summary(),
-                       "report": evaluation.report()}  # fmt: skip
+            figures = {
+                "model": name,
+                "data": str(options["data"]),
+                "split": split,
+                **evaluation.summary(),
+                "report": evaluation.report(),
+            }
             Path(options["json_path"]).write_text(json.dumps(figures, indent=2))

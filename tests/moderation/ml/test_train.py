@@ -79,8 +79,21 @@ def test_a_folder_that_is_not_a_dataset_is_refused_clearly(tmp_path, capsys):
 
 
 def test_command_line_entry_point(tiny_dataset, tmp_path, capsys):
-    code = main(["--data", str(tiny_dataset), "--out", str(tmp_path / "cli"), "--epochs", "1", "--aug-views", "0",
-                 "--image-size", "96", "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "cli"),
+            "--epochs",
+            "1",
+            "--aug-views",
+            "0",
+            "--image-size",
+            "96",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "wrote" in capsys.readouterr().out
     assert checkpoints.read(tmp_path / "cli" / "model.pt")["preprocessing"]["size"] == 96
