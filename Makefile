@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services lint format bench-thresholds clean
+.PHONY: run test test-services lint format bench-thresholds bench-classifier clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,10 @@ format: $(VENV)/.dev-installed
 ## bench-thresholds: measure the baseline's cold-start thresholds (needs a labelled ImageFolder)
 bench-thresholds: $(VENV)/.runtime-installed
 	$(BIN)/python -m bench.baseline_thresholds $${DATA:-../shared/datasets/realbench}
+
+## bench-classifier: fine-tune and evaluate every backbone on realbench, with baselines (about 30 min on 2 cores)
+bench-classifier: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.classifier --data $${DATA:-../shared/datasets/realbench}
 
 clean:
 	rm -rf var/broker var/test-vigil.sqlite3*

@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-generalisation", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    args.data = args.data.resolve()  # the manifests written below hold absolute paths
     if not (args.data / "SPLITS.csv").is_file():
         parser.error(f"{args.data} has no SPLITS.csv: give the realbench folder")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         evaluation.write_roc_png(args.out / f"roc-{backbone}.png", title=f"{name} on realbench test")
         results["models"][name] = entry
+        save(results, args.out)
         if backbone == DEFAULT_BACKBONE:
             default_checkpoint = result.checkpoint
 
@@ -264,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         evaluation, flagged = evaluate_rows(FineTunedClassifier(result.checkpoint, nudity=False), held_out, "weapon")
         results["held_out_source"] = {"source": HELD_OUT_SOURCE, **figures(evaluation), "categories": flagged}
 
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    save(results, args.out)
     print_table(results)
     return 0
+
+
+def save(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
 
 def print_table(results: dict) -> None:

