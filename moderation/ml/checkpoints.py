@@ -36,6 +36,7 @@ def save(path: str | Path, net: HarmfulNet, *, config, preprocessing: Preprocess
         "backbone": config["backbone"],
         "unfreeze": int(config.get("unfreeze", 0)),
         "dropout": float(config.get("dropout", 0.0)),
+        "pool": config.get("pool", "avg"),
         "category": config.get("category", "weapon"),
         "classes": list(CLASSES),
         "preprocessing": preprocessing.as_dict(),
@@ -68,7 +69,11 @@ def load(path: str | Path) -> tuple[HarmfulNet, dict]:
     """The network, in eval mode with its fine-tuned weights, and the checkpoint's metadata."""
     payload = read(path)
     net = HarmfulNet.build(
-        payload["backbone"], unfreeze=payload["unfreeze"], dropout=payload["dropout"], pretrained=False
+        payload["backbone"],
+        unfreeze=payload["unfreeze"],
+        dropout=payload["dropout"],
+        pool=payload.get("pool", "avg"),
+        pretrained=False,
     )
     net.load_state_dict(payload.pop("state_dict"), strict=True)
     return net.eval(), payload

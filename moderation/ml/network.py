@@ -13,27 +13,55 @@ from torch import nn
 from moderation.ml.backbones import backbone_spec, backbone_stages, freeze_batchnorm
 
 
+class GlobalPool(nn.Module):
+    """Global pooling of the feature map: ``avg`` (ImageNet style) or ``avgmax``, average and max
+    side by side. Averaging dilutes a small object (a pistol in a wide CCTV frame) over the whole
+    map; the max keeps its strongest response."""
+
+    def __init__(self, kind: str = "avg") -> None:
+        super().__init__()
+        if kind not in ("avg", "avgmax"):
+            raise ValueError(f"pool must be 'avg' or 'avgmax', not {kind!r}")
+        self.kind = kind
+        self.width = 2 if kind == "avgmax" else 1
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        average = maps.mean(dim=(2, 3))
+        if self.kind == "avg":
+            return average
+        return torch.cat([average, maps.amax(dim=(2, 3))], dim=1)
+
+
 class HarmfulNet(nn.Module):
-    def __init__(self, stages: list[nn.Module], *, feature_dim: int, unfreeze: int = 0, dropout: float = 0.2) -> None:
+    def __init__(
+        self, stages: list[nn.Module], *, feature_dim: int, unfreeze: int = 0, dropout: float = 0.2, pool: str = "avg"
+    ) -> None:
         super().__init__()
         if not 0 <= unfreeze <= len(stages):
             raise ValueError(f"unfreeze must be between 0 and {len(stages)} stages, not {unfreeze}")
         split = len(stages) - unfreeze
         self.trunk = nn.Sequential(*stages[:split])
         self.tail = nn.Sequential(*stages[split:])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.pool = GlobalPool(pool)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feature_dim, 1)
+        self.head = nn.Linear(feature_dim * self.pool.width, 1)
         for parameter in self.trunk.parameters():
             parameter.requires_grad_(False)
 
     @classmethod
     def build(
-        cls, backbone: str, *, unfreeze: int = 0, dropout: float = 0.2, pretrained: bool = True, weights_path=None
-    ):
+        cls,
+        backbone: str,
+        *,
+        unfreeze: int = 0,
+        dropout: float = 0.2,
+        pool: str = "avg",
+        pretrained: bool = True,
+        weights_path=None,
+    ) -> HarmfulNet:
         spec = backbone_spec(backbone)
         stages = backbone_stages(backbone, pretrained=pretrained, weights_path=weights_path)
-        return cls(stages, feature_dim=spec.feature_dim, unfreeze=unfreeze, dropout=dropout)
+        return cls(stages, feature_dim=spec.feature_dim, unfreeze=unfreeze, dropout=dropout, pool=pool)
 
     def train(self, mode: bool = True) -> HarmfulNet:
         """Training mode everywhere except the frozen trunk and every BatchNorm's statistics."""

@@ -66,6 +66,7 @@ class TrainConfig:
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4
     dropout: float = 0.2
+    pool: str = "avg"  # "avgmax" adds global max pooling (small objects)
     label_smoothing: float = 0.0
     aug_views: int = 4  # augmented copies of each training image cached besides the plain one
     min_crop_area: float = 0.8  # random crops keep at least this share of the picture
@@ -241,11 +242,13 @@ def train(config: TrainConfig) -> TrainResult:
     train_samples, val_samples = load_train_val(config)
 
     net = HarmfulNet.build(
-        config.backbone, unfreeze=config.unfreeze, dropout=config.dropout, weights_path=config.weights
+        config.backbone, unfreeze=config.unfreeze, dropout=config.dropout, pool=config.pool, weights_path=config.weights
     )
     net.to(device).to(memory_format=torch.channels_last)
 
     key = {"backbone": config.backbone, "weights": config.weights, "unfreeze": config.unfreeze, "pre": pre.as_dict()}
+    if config.unfreeze == 0:
+        key["pool"] = config.pool  # with nothing unfrozen, the cached output is already pooled
     common = {"device": device, "workers": config.workers, "min_side": pre.resize_to, "cache_dir": cache_dir}
     total = len(train_samples) * (1 + config.aug_views) + len(val_samples)
     with _progress(config.progress, total=total, desc="features", unit="img") as bar:
@@ -325,6 +328,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="top backbone stages to fine-tune")
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
     parser.add_argument("--resize-mode", default=defaults.resize_mode, choices=("squash", "crop"))
+    parser.add_argument(
+        "--pool", default=defaults.pool, choices=("avg", "avgmax"), help="global pooling before the head"
+    )
     for name in ("epochs", "patience", "batch_size", "aug_views", "seed", "workers"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "backbone_lr", "weight_decay", "dropout", "label_smoothing", "val_fraction", "min_crop_area"):

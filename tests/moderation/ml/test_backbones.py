@@ -77,3 +77,16 @@ def test_unfreeze_trains_only_the_top_stages_and_the_head():
     assert all(not m.training for m in net.tail.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with pytest.raises(ValueError, match="unfreeze"):
         HarmfulNet.build("efficientnet_lite0", pretrained=False, unfreeze=99)
+
+
+def test_avgmax_pooling_keeps_a_small_strong_response_that_averaging_dilutes():
+    from moderation.ml.network import GlobalPool
+
+    maps = torch.zeros(1, 2, 8, 8)
+    maps[0, 0, 3, 3] = 64.0  # one small object in one channel
+    assert GlobalPool("avg")(maps).tolist() == [[1.0, 0.0]]
+    assert GlobalPool("avgmax")(maps).tolist() == [[1.0, 0.0, 64.0, 0.0]]
+    net = HarmfulNet.build("efficientnet_lite0", pretrained=False, unfreeze=1, pool="avgmax")
+    assert net.head.in_features == 2 * 1280
+    with pytest.raises(ValueError, match="pool"):
+        GlobalPool("median")
