@@ -37,6 +37,7 @@ PAPER = {  # the source paper's MobileNetV2 and ResNet50 on its own balanced Ope
     "paper ResNet50 (Open Images)": {"accuracy": 0.822, "precision": 0.96, "recall": 0.68, "roc_auc": 0.93},
 }
 HELD_OUT_SOURCE = "yatinmanuel/stars-vthacks"  # Open-Images-style gun photos and CCTV frames
+PROBE_BACKBONE = "efficientnet_lite0"  # the reference probe: frozen Lite0 features
 
 
 def read_realbench(root: Path) -> list[dict]:
@@ -101,8 +102,8 @@ def frozen_probe(train_rows: list[dict], test_rows: list[dict]) -> Evaluation:
     from moderation.ml.network import HarmfulNet
     from moderation.ml.transforms import eval_transform
 
-    pre = backbone_spec(DEFAULT_BACKBONE).preprocessing
-    net = HarmfulNet.build(DEFAULT_BACKBONE).to(memory_format=torch.channels_last)
+    pre = backbone_spec(PROBE_BACKBONE).preprocessing
+    net = HarmfulNet.build(PROBE_BACKBONE).to(memory_format=torch.channels_last)
 
     def features(rows):
         samples = [Sample(Path(r["path"]), CLASSES.index(r["label"])) for r in rows]

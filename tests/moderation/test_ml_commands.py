@@ -22,6 +22,7 @@ def test_train_command_registers_and_activates(tiny_dataset, tmp_path, capsys):
         "train",
         data=str(tiny_dataset),
         out=str(tmp_path / "run"),
+        backbone="efficientnet_lite0",
         epochs=1,
         aug_views=0,
         image_size=96,

@@ -96,7 +96,9 @@ def test_command_line_entry_point(tiny_dataset, tmp_path, capsys):
     )
     assert code == 0
     assert "wrote" in capsys.readouterr().out
-    assert checkpoints.read(tmp_path / "cli" / "model.pt")["preprocessing"]["size"] == 96
+    meta = checkpoints.read(tmp_path / "cli" / "model.pt")
+    assert meta["preprocessing"]["size"] == 96
+    assert meta["backbone"] == "efficientnet_lite2"  # the default backbone
 
 
 def test_reading_something_else_as_a_checkpoint_fails_clearly(tmp_path):
