@@ -118,4 +118,8 @@ class ImageDataset:
         from moderation.ml.images import open_rgb
 
         sample = self.samples[index]
-        return self.transform(open_rgb(sample.path, min_side=self.min_side)), sample.label
+        try:
+            image = open_rgb(sample.path, min_side=self.min_side)
+        except Exception as exc:  # any unreadable file: say which one, instead of a decoder traceback
+            raise DatasetError(f"cannot read {sample.path}: {type(exc).__name__}: {exc}") from exc
+        return self.transform(image), sample.label

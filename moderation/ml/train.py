@@ -246,7 +246,8 @@ def train(config: TrainConfig) -> TrainResult:
     )
     net.to(device).to(memory_format=torch.channels_last)
 
-    key = {"backbone": config.backbone, "weights": config.weights, "unfreeze": config.unfreeze, "pre": pre.as_dict()}
+    weights = config.weights and f"{config.weights}@{Path(config.weights).stat().st_mtime_ns}"
+    key = {"backbone": config.backbone, "weights": weights, "unfreeze": config.unfreeze, "pre": pre.as_dict()}
     if config.unfreeze == 0:
         key["pool"] = config.pool  # with nothing unfrozen, the cached output is already pooled
     common = {"device": device, "workers": config.workers, "min_side": pre.resize_to, "cache_dir": cache_dir}

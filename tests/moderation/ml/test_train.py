@@ -108,3 +108,13 @@ def test_reading_something_else_as_a_checkpoint_fails_clearly(tmp_path):
     torch.save({"format": "something/else"}, tmp_path / "other.pt")
     with pytest.raises(checkpoints.CheckpointError, match="not a Vigil fine-tuned checkpoint"):
         checkpoints.read(tmp_path / "other.pt")
+
+
+def test_an_unreadable_image_in_the_dataset_is_named_in_the_error(tiny_dataset, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("feature-cache"))
+    (data / "train" / "safe" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DatasetError, match=r"cannot read .*broken\.jpg"):
+        train(tiny_train_config(data, tmp_path / "run", epochs=1))
