@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         from moderation.ml.finetuned import FineTunedClassifier
 
         classifier = FineTunedClassifier(default_checkpoint, nudity=False)
-        scores = classifier.harmful_scores([image for _, image in other_photos()])
-        names = [name for name, _ in other_photos()]
+        photos = other_photos()
+        scores = classifier.harmful_scores([image for _, image in photos])
+        names = [name for name, _ in photos]
         results["other_photos"] = {n: float(s) for n, s in zip(names, scores, strict=True)}
         print(f"leave-one-source-out: training without {HELD_OUT_SOURCE} ...", file=sys.stderr)
         held_out = [r for r in rows if r["source_repo"] == HELD_OUT_SOURCE]
