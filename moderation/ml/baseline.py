@@ -92,9 +92,9 @@ def weights_files() -> list[Path]:
 
 def weights_sha256() -> str:
     """One digest over both weight files, in order, so a changed file is a changed model."""
+    from moderation.ml.files import update_digest
+
     digest = hashlib.sha256()
     for path in weights_files():
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        update_digest(digest, path)
     return digest.hexdigest()

@@ -8,7 +8,6 @@ original pretrained weights. It is written atomically (temporary file, then rena
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 
 from moderation.ml.datasets import CLASSES
-from moderation.ml.features import save_atomic
+from moderation.ml.files import atomic_write
 from moderation.ml.network import HarmfulNet
 from moderation.ml.transforms import Preprocessing
 
@@ -47,7 +46,8 @@ def save(path: str | Path, net: HarmfulNet, *, config, preprocessing: Preprocess
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
     }
     path = Path(path)
-    save_atomic(payload, path)
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -77,11 +77,3 @@ def load(path: str | Path) -> tuple[HarmfulNet, dict]:
     )
     net.load_state_dict(payload.pop("state_dict"), strict=True)
     return net.eval(), payload
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from moderation.ml.datasets import ImageDataset, Sample
+from moderation.ml.files import atomic_write
 from moderation.ml.network import HarmfulNet
 
 
@@ -28,21 +27,6 @@ def cache_key(samples: Sequence[Sample], **parts) -> str:
         stat = sample.path.stat()
         digest.update(f"{sample.path}\0{sample.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
-
-
-def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @torch.inference_mode()
@@ -70,7 +54,6 @@ def compute_frozen_features(
         shuffle=False,
         num_workers=workers,
         generator=generator,
-        persistent_workers=False,
     )
     net.eval()
     outputs = []
@@ -102,5 +85,6 @@ def cached_frozen_features(
             return features
     features = compute_frozen_features(net, samples, transform, **kwargs)
     if path is not None:
-        save_atomic(features, path)
+        with atomic_write(path) as handle:
+            torch.save(features, handle)
     return features

@@ -83,6 +83,3 @@ class HarmfulNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_cached(self.frozen_features(images))
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]

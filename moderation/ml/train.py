@@ -19,7 +19,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,7 +77,6 @@ class TrainConfig:
     cache_dir: str | None = None  # default: OUT/feature-cache
     refit: bool = False  # after early stopping, retrain on train+val for the best number of epochs
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -270,7 +269,7 @@ def train(config: TrainConfig) -> TrainResult:
     train_labels = torch.tensor([s.label for s in train_samples])
     val_labels = torch.tensor([s.label for s in val_samples])
 
-    initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    initial = {k: v.detach().clone() for k, v in net.state_dict().items()} if config.refit else None
     metrics_path = out / "metrics.csv"
     with (
         metrics_path.open("w", newline="") as handle,
@@ -303,10 +302,8 @@ def train(config: TrainConfig) -> TrainResult:
     if config.refit:
         # The early-stopped epoch count, retrained from the same start on train and val together.
         net.load_state_dict(initial)
-        val_views = [val_features] * len(views)
-        merged = _Views(
-            [torch.cat([t, v]) for t, v in zip(views, val_views, strict=True)], torch.cat([train_labels, val_labels])
-        )
+        # Validation images join every view with their plain (unaugmented) output.
+        merged = _Views([torch.cat([view, val_features]) for view in views], torch.cat([train_labels, val_labels]))
         seed_everything(config.seed)
         _run_epochs(net, config, merged, None, None, device, best_epoch, early_stop=False, on_epoch=lambda row: None)
         metrics["refit_epochs"] = best_epoch
@@ -323,7 +320,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     defaults = TrainConfig(data="", out="")
     parser.add_argument("--data", required=True, help="ImageFolder root with train/ and val/ (safe/, harmful/)")
     parser.add_argument("--out", required=True, help="output folder for model.pt, metrics.csv, train.json")
-    parser.add_argument("--backbone", default=defaults.backbone, choices=sorted(BACKBONES))
+    parser.add_argument(
+        "--backbone",
+        default=defaults.backbone,
+        choices=sorted(BACKBONES),
+        help="; ".join(f"{name}: {spec.description}" for name, spec in BACKBONES.items()),
+    )
     parser.add_argument("--weights", help="pretrained state_dict for a torchvision backbone")
     parser.add_argument("--category", default=defaults.category, help="routing category of the harmful score")
     parser.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="top backbone stages to fine-tune")

@@ -8,9 +8,7 @@ or rolling back needs no restart.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from moderation.ml.files import atomic_write, file_sha256
 from moderation.models import ModelVersion
 
 BASELINE_NAME = "baseline-imagenet-nsfw-v1"
@@ -52,18 +51,10 @@ def model_version_register_baseline() -> ModelVersion:
 
 
 def _copy_into_registry(source: Path, sha256: str) -> Path:
-    directory = Path(settings.VIGIL_MODEL_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{sha256}.pt"
+    target = Path(settings.VIGIL_MODEL_DIR) / f"{sha256}.pt"
     if not target.exists():
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".pt")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with source.open("rb") as original, atomic_write(target) as copy:
+            shutil.copyfileobj(original, copy)
     return target
 
 
@@ -83,7 +74,7 @@ def model_version_register(
         meta = checkpoints.read(source)
     except checkpoints.CheckpointError as exc:
         raise RegistryError(str(exc)) from None
-    sha256 = checkpoints.file_sha256(source)
+    sha256 = file_sha256(source)
     existing = ModelVersion.objects.filter(weights_sha256=sha256).first()
     if existing is not None:
         raise RegistryError(f"these weights are already registered as {existing.name!r}")

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from moderation.classifiers import ModelIntegrityError, classifier_for, unload_all
-from moderation.ml.checkpoints import file_sha256
+from moderation.ml.files import file_sha256
 from moderation.models import ModelVersion, ThresholdPolicy
 from moderation.services.model_versions import (
     BASELINE_NAME,
@@ -40,7 +40,7 @@ def test_register_copies_the_weights_under_their_digest_as_a_candidate(tiny_chec
     assert version.preprocessing["size"] == 128
     assert version.config["backbone"] == "efficientnet_lite0"
     assert "val" in version.metrics and "suggested_thresholds" in version.metrics
-    assert not list(model_dir.glob(".incoming-*"))
+    assert not list(model_dir.glob(".*.tmp"))  # the copy is atomic: no temporary file left
 
 
 def test_registering_the_same_weights_or_name_twice_is_refused(tiny_checkpoint, tmp_path):

@@ -13,7 +13,7 @@ def add_model_arguments(parser) -> None:
     group.add_argument("--checkpoint", help="an unregistered fine-tuned checkpoint (model.pt from `train`)")
 
 
-def load_classifier(*, model: str | None, checkpoint: str | None, nudity: bool = True) -> tuple[str, Classifier]:
+def load_classifier(*, model: str | None, checkpoint: str | None) -> tuple[str, Classifier]:
     """(a name to show, the loaded classifier) for the options given."""
     from moderation.classifiers import ModelIntegrityError, classifier_for
     from moderation.ml.backbones import WeightsUnavailable
@@ -24,7 +24,7 @@ def load_classifier(*, model: str | None, checkpoint: str | None, nudity: bool =
         if checkpoint:
             from moderation.ml.finetuned import FineTunedClassifier
 
-            return checkpoint, FineTunedClassifier(checkpoint, nudity=nudity)
+            return checkpoint, FineTunedClassifier(checkpoint)
         version = model_version_get(name=model) if model else model_version_ensure_active()
         return version.name, classifier_for(version)
     except (RegistryError, CheckpointError, ModelIntegrityError, WeightsUnavailable) as exc:

@@ -118,3 +118,17 @@ def test_an_unreadable_image_in_the_dataset_is_named_in_the_error(tiny_dataset, 
     (data / "train" / "safe" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(DatasetError, match=r"cannot read .*broken\.jpg"):
         train(tiny_train_config(data, tmp_path / "run", epochs=1))
+
+
+def test_refit_retrains_on_train_and_val_for_the_early_stopped_epoch_count(tiny_dataset, tiny_checkpoint, tmp_path):
+    cache = tiny_checkpoint.parent / "feature-cache"  # same config: the backbone outputs are reused
+    result = train(tiny_train_config(tiny_dataset, tmp_path / "refit", cache_dir=str(cache), refit=True))
+    plain = checkpoints.read(tiny_checkpoint)
+    refit = checkpoints.read(result.checkpoint)
+    assert refit["metrics"]["refit_epochs"] == result.best_epoch == plain["metrics"]["best_epoch"]
+    assert "refit_epochs" not in plain["metrics"]
+    assert not torch.equal(refit["state_dict"]["head.weight"], plain["state_dict"]["head.weight"])
+    classifier = FineTunedClassifier(result.checkpoint, nudity=False)
+    samples = load_split(tiny_dataset, "val")
+    scores = classifier.harmful_scores([open_rgb(s.path, min_side=classifier.min_decode_side) for s in samples])
+    assert all((score >= 0.5) == bool(s.label) for score, s in zip(scores, samples, strict=True))
