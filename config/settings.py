@@ -196,6 +196,8 @@ VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS",
 # Registered model weights (copied here by `register_model`); shared storage when workers run on several machines.
 VIGIL_MODEL_DIR = Path(env_str("VIGIL_MODEL_DIR", str(VAR_DIR / "models")))
 VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)  # 0: one per core
+# Harmful categories a moderator can pick with keys 1-5 (the first five are on the keyboard).
+VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

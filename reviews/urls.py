@@ -7,5 +7,12 @@ app_name = "reviews"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.next_item, name="next"),
-    path("<uuid:upload_id>/", views.item, name="item"),
+    path("grid/", views.grid, name="grid"),
+    path("undo/", views.undo, name="undo"),
+    path("preferences/", views.preferences, name="preferences"),
+    path("stats/", views.stats, name="stats"),
+    path("r/<int:round_id>/", views.round_review, name="round"),
+    path("r/<int:round_id>/decide", views.round_decide, name="decide"),
+    path("r/<int:round_id>/skip", views.round_skip, name="skip"),
+    path("r/<int:round_id>/lease", views.round_renew_lease, name="lease"),
 ]

@@ -1,22 +1,44 @@
-"""The first review page: list the queue, show one item, record approve/reject."""
+"""The moderator workspace: queue, one-at-a-time review, grid, undo, preferences, stats.
+
+Every page that shows work claims it first (an expiring lease, see ``services/claims.py``);
+the review page renews the lease while it is open. Filters and ordering ride along in the query
+string, so "next" after a decision keeps serving the same slice of the queue.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import Role, user_has_role
-from moderation.models import Upload
-from reviews.forms import DecisionForm
-from reviews.selectors import queue_next_after, queue_uploads
-from reviews.services import DecisionConflict, decision_create
+from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
+from reviews.models import ReviewRound
+from reviews.selectors.history import decisions_on_similar, preferences_for
+from reviews.selectors.queue import Ordering, QueueFilters, queue_counts, queue_page_rounds
+from reviews.selectors.stats import moderator_stats
+from reviews.services.claims import ClaimUnavailable, round_claim, round_release, round_renew, rounds_claim
+from reviews.services.decisions import (
+    UNDO_DEPTH,
+    DecisionConflict,
+    decision_create,
+    decision_undo,
+    decisions_create_many,
+    decisions_recent,
+)
+
+SKIPPED = "review_skipped"
 
 
 def moderator_required(view):
@@ -30,49 +52,222 @@ def moderator_required(view):
     return wrapper
 
 
+def _slice(request: HttpRequest) -> tuple[QueueFilterForm, QueueFilters, Ordering, str]:
+    """The filters and ordering in the query string, and the query string that carries them on."""
+    form = QueueFilterForm(request.GET)
+    filters, ordering = form.result()
+    query = urlencode({**filters.as_query(), **({"ordering": ordering.value} if ordering != Ordering.UNCERTAIN else {})})
+    return form, filters, ordering, query
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}?{query}" if query else url
+
+
+def _next_url(query: str) -> str:
+    return _with_query(reverse("reviews:next"), query)
+
+
 @moderator_required
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    uploads = queue_uploads()
-    page = Paginator(uploads, 50).get_page(request.GET.get("page"))
-    return render(request, "reviews/queue.html", {"page": page, "total": page.paginator.count})
+    form, filters, ordering, query = _slice(request)
+    page = Paginator(queue_page_rounds(filters=filters, ordering=ordering), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "reviews/queue.html",
+        {
+            "filter_form": form,
+            "page": page,
+            "counts": queue_counts(filters=filters),
+            "query": query,
+            "now": timezone.now(),
+            "categories": category_choices(),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @moderator_required
 @require_GET
 def next_item(request: HttpRequest) -> HttpResponse:
-    upload = queue_uploads().first()
-    if upload is None:
-        messages.info(request, "The queue is empty.")
-        return redirect("reviews:queue")
-    return redirect("reviews:item", upload_id=upload.pk)
+    """Claim the next round in the asked ordering and show it. Rounds skipped in this session come
+    last: once only they are left, they are served again."""
+    _, filters, ordering, query = _slice(request)
+    skipped = request.session.get(SKIPPED, [])
+    claimed = rounds_claim(moderator=request.user, filters=filters, ordering=ordering, skip_ids=skipped)
+    if not claimed and skipped:
+        request.session[SKIPPED] = []
+        claimed = rounds_claim(moderator=request.user, filters=filters, ordering=ordering)
+        if claimed:
+            messages.info(request, "Only items you skipped are left; here they are again.")
+    if not claimed:
+        messages.info(request, "Nothing left to review here. Well done.")
+        return redirect(_with_query(reverse("reviews:queue"), query))
+    return redirect(_with_query(reverse("reviews:round", args=[claimed[0].pk]), query))
+
+
+def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: DecisionForm, *, status: int = 200):
+    upload = round_.upload
+    prefs = preferences_for(request.user)
+    top = round_.category if round_.category in dict(category_choices()) else ""
+    return render(
+        request,
+        "reviews/round.html",
+        {
+            "round": round_,
+            "upload": upload,
+            "form": form,
+            "query": query,
+            "counts": queue_counts(),
+            "prefs": prefs,
+            "categories": category_choices()[:5],
+            "default_category": top or settings.VIGIL_REVIEW_CATEGORIES[-1],
+            "history": decisions_on_similar(upload=upload),
+            "recent": decisions_recent(moderator=request.user),
+            "undo_depth": UNDO_DEPTH,
+            "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,
+        },
+        status=status,
+    )
+
+
+@moderator_required
+@require_GET
+def round_review(request: HttpRequest, round_id: int) -> HttpResponse:
+    _, _, _, query = _slice(request)
+    try:
+        round_claim(round_id=round_id, moderator=request.user)
+    except ClaimUnavailable as exc:
+        messages.warning(request, str(exc))
+    round_ = (
+        ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter", "claimed_by")
+        .filter(pk=round_id)
+        .first()
+    )
+    if round_ is None:
+        return redirect(_next_url(query))
+    return _round_page(request, round_, query, DecisionForm())
+
+
+@moderator_required
+@require_POST
+def round_decide(request: HttpRequest, round_id: int) -> HttpResponse:
+    _, _, _, query = _slice(request)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(pk=round_id)
+        return _round_page(request, round_, query, form, status=400)
+    try:
+        decision_create(round_id=round_id, moderator=request.user, **form.cleaned_data)
+    except DecisionConflict as exc:
+        messages.warning(request, str(exc))
+    else:
+        label = form.cleaned_data["label"]
+        category = form.cleaned_data["category"]
+        messages.success(request, f"Marked {label}{f' ({category})' if category else ''}. Backspace undoes it.")
+    return redirect(_next_url(query))
+
+
+@moderator_required
+@require_POST
+def round_skip(request: HttpRequest, round_id: int) -> HttpResponse:
+    _, _, _, query = _slice(request)
+    round_release(round_id=round_id, moderator=request.user)
+    request.session[SKIPPED] = [*request.session.get(SKIPPED, []), round_id][-500:]
+    return redirect(_next_url(query))
+
+
+@moderator_required
+@require_POST
+def round_renew_lease(request: HttpRequest, round_id: int) -> HttpResponse:
+    """Heartbeat from the open review page (htmx): answers a small status fragment."""
+    try:
+        round_ = round_renew(round_id=round_id, moderator=request.user)
+    except ClaimUnavailable as exc:
+        return render(request, "reviews/_lease.html", {"lost": str(exc)}, status=409)
+    return render(request, "reviews/_lease.html", {"round": round_})
+
+
+@moderator_required
+@require_POST
+def undo(request: HttpRequest) -> HttpResponse:
+    _, _, _, query = _slice(request)
+    raw = request.POST.get("decision", "")
+    try:
+        round_ = decision_undo(moderator=request.user, decision_id=int(raw) if raw.isdigit() else None)
+    except DecisionConflict as exc:
+        messages.warning(request, str(exc))
+        return redirect(_next_url(query))
+    messages.info(request, "Decision undone. Decide this image again.")
+    return redirect(_with_query(reverse("reviews:round", args=[round_.pk]), query))
 
 
 @moderator_required
 @require_http_methods(["GET", "POST"])
-def item(request: HttpRequest, upload_id: str) -> HttpResponse:
-    upload = get_object_or_404(Upload.objects.select_related("score__model_version", "submitter"), pk=upload_id)
-    form = DecisionForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            decision_create(
-                upload_id=upload.pk,
+def grid(request: HttpRequest) -> HttpResponse:
+    """Several easy items at once: claim a page of rounds, decide the selected ones together."""
+    form, filters, ordering, query = _slice(request)
+    if "ordering" not in request.GET:
+        ordering = Ordering.SCORE_ASC
+        query = urlencode({**filters.as_query(), "ordering": ordering.value})
+    prefs = preferences_for(request.user)
+    status = 200
+    held = rounds_claim(moderator=request.user, filters=filters, ordering=ordering, limit=prefs.grid_size)
+    bulk = BulkDecisionForm(request.POST or None, round_ids=[r.pk for r in held])
+    if request.method == "POST":
+        if bulk.is_valid():
+            result = decisions_create_many(
+                round_ids=bulk.cleaned_data["rounds"],
                 moderator=request.user,
-                label=form.cleaned_data["label"],
-                note=form.cleaned_data["note"],
-                time_spent_ms=form.cleaned_data["time_spent_ms"],
+                label=bulk.cleaned_data["label"],
+                category=bulk.cleaned_data["category"],
             )
-        except DecisionConflict as exc:
-            messages.warning(request, str(exc))
-        else:
-            messages.success(request, f"Marked {form.cleaned_data['label']}.")
-        following = queue_next_after(upload)
-        if following is None:
-            return redirect("reviews:queue")
-        return redirect("reviews:item", upload_id=following.pk)
+            if result.decided:
+                messages.success(request, f"Marked {len(result.decided)} {bulk.cleaned_data['label']}.")
+            for conflict in sorted(set(result.conflicts)):
+                messages.warning(request, conflict)
+            return redirect(_with_query(reverse("reviews:grid"), query))
+        status = 400
     return render(
         request,
-        "reviews/item.html",
-        {"upload": upload, "form": form, "decisions": upload.decisions.select_related("moderator")},
-        status=400 if form.errors else 200,
+        "reviews/grid.html",
+        {
+            "rounds": held,
+            "bulk": bulk,
+            "filter_form": form,
+            "query": query,
+            "counts": queue_counts(filters=filters),
+            "prefs": prefs,
+            "categories": category_choices()[:5],
+        },
+        status=status,
     )
+
+
+@moderator_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    form = PreferencesForm(request.POST or None, instance=preferences_for(request.user))
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Preferences saved.")
+        return redirect("reviews:preferences")
+    return render(request, "reviews/preferences.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@moderator_required
+@require_GET
+def stats(request: HttpRequest) -> HttpResponse:
+    """Moderator statistics over the last ``days`` (default 7). Admins see everyone; a moderator
+    sees their own row."""
+    try:
+        days = min(max(int(request.GET.get("days", 7)), 1), 365)
+    except ValueError:
+        days = 7
+    until = timezone.now()
+    everyone = user_has_role(request.user, Role.ADMIN)
+    rows = moderator_stats(
+        since=until - timedelta(days=days), until=until, moderator_ids=None if everyone else [request.user.pk]
+    )
+    return render(request, "reviews/stats.html", {"rows": rows, "days": days, "everyone": everyone})

@@ -29,3 +29,26 @@ def make_upload(submitter: AbstractUser | None = None, data: bytes | None = None
         **kwargs,
     )
     return upload
+
+
+def make_round(upload: Upload | None = None, *, reason: str = "model", score: float | None = None, **kwargs):
+    """Put an upload in the human queue the way routing does: status queued (or failed) and an
+    open review round. ``score`` gives it a harmful score without running a model."""
+    from moderation.models import Score
+    from moderation.services.model_versions import model_version_ensure_active
+    from moderation.services.policies import policy_current
+    from reviews.services.rounds import round_open
+
+    upload = upload or make_upload()
+    changes = {"status": Upload.Status.FAILED if reason == "failed" else Upload.Status.QUEUED, "policy": policy_current()}
+    if score is not None:
+        changes["score"] = Score.objects.create(
+            upload=upload,
+            model_version=model_version_ensure_active(),
+            harmful_score=score,
+            category_scores={"weapon": score},
+            latency_ms=1.0,
+        )
+    Upload.objects.filter(pk=upload.pk).update(**changes)
+    upload.refresh_from_db()
+    return round_open(upload=upload, reason=reason, **kwargs)

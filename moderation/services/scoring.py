@@ -26,6 +26,7 @@ from moderation.models import ModelVersion, Score, Upload
 from moderation.routing import Route, route_scores
 from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.policies import policy_current
+from moderation.signals import upload_routed
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +88,37 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
     outcome = route_scores(score.category_scores, policy.thresholds)
     now = timezone.now()
     final = outcome.route in (Route.APPROVE, Route.REJECT)
-    changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PENDING).update(
-        status=outcome.route.value,
-        decided_by=Upload.DecidedBy.AUTO if final else "",
-        status_reason=outcome.reason[:255],
-        score=score,
-        policy=policy,
-        routed_at=now,
-        decided_at=now if final else None,
-        updated_at=now,
-    )
+    with transaction.atomic():
+        changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PENDING).update(
+            status=outcome.route.value,
+            decided_by=Upload.DecidedBy.AUTO if final else "",
+            status_reason=outcome.reason[:255],
+            score=score,
+            policy=policy,
+            routed_at=now,
+            decided_at=now if final else None,
+            updated_at=now,
+        )
+        if changed == 1:
+            _announce(upload.pk)
     return changed == 1
+
+
+def _announce(upload_id: uuid.UUID) -> None:
+    """Tell receivers (the review queue) that the upload was routed. Runs in the routing transaction."""
+    upload = Upload.objects.select_related("score", "policy").get(pk=upload_id)
+    upload_routed.send(sender=Upload, upload=upload)
 
 
 def upload_mark_failed(*, upload_id: uuid.UUID, reason: str) -> bool:
     """Send a pending upload to the human queue as ``failed``, with the reason shown to moderators."""
     now = timezone.now()
-    changed = Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(
-        status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now
-    )
+    with transaction.atomic():
+        changed = Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(
+            status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now
+        )
+        if changed == 1:
+            _announce(upload_id)
     return changed == 1
 
 

@@ -1,0 +1,24 @@
+"""What humans said before about the same picture."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
+
+from moderation.models import Upload
+from reviews.models import Decision, ModeratorPreferences
+
+
+def decisions_on_similar(*, upload: Upload, limit: int = 20) -> list[Decision]:
+    """Decisions on this upload and on uploads of the same bytes (sha256) or the same perceptual
+    hash (a re-encode, resize or small edit of the same picture), newest first, undone ones too."""
+    return list(
+        Decision.objects.filter(Q(upload=upload) | Q(upload__sha256=upload.sha256) | Q(upload__phash=upload.phash))
+        .select_related("moderator", "round", "upload")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def preferences_for(user: AbstractBaseUser) -> ModeratorPreferences:
+    """The moderator's saved preferences, or the defaults (unsaved) when they never set any."""
+    return ModeratorPreferences.objects.filter(user=user).first() or ModeratorPreferences(user=user)

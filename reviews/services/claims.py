@@ -1,0 +1,119 @@
+"""Claiming work: expiring leases on review rounds.
+
+A claim is a row lock taken with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite
+serialises writers instead), then a conditional UPDATE that records the lease. Two moderators
+never get the same round: a locked row is skipped, and a committed claim no longer matches the
+claimable filter. A lease that runs out makes the round claimable again; until someone else
+claims it, its holder may still decide it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from reviews.models import QueueSettings, ReviewRound
+from reviews.selectors.queue import Ordering, QueueFilters, rounds_claimable
+
+
+class ClaimUnavailable(Exception):
+    """The round is closed, or another moderator holds it."""
+
+
+def lease_until(now) -> timezone.datetime:
+    return now + timedelta(seconds=QueueSettings.load().lease_seconds)
+
+
+def _take(round_ids: list[int], moderator: AbstractBaseUser, now) -> int:
+    """Write the lease on rows the caller has locked. Returns how many rows changed."""
+    return ReviewRound.objects.filter(pk__in=round_ids, status=ReviewRound.Status.OPEN).update(
+        claimed_by=moderator, lease_expires_at=lease_until(now)
+    )
+
+
+def rounds_claim(
+    *,
+    moderator: AbstractBaseUser,
+    filters: QueueFilters = QueueFilters(),
+    ordering: Ordering = Ordering.UNCERTAIN,
+    limit: int = 1,
+    skip_ids: Iterable[int] = (),
+) -> list[ReviewRound]:
+    """Claim up to ``limit`` rounds for ``moderator``, in ``ordering``, renewing any matching
+    rounds they already hold first (so a reload does not hand out new work)."""
+    now = timezone.now()
+    skip_ids = list(skip_ids)
+    with transaction.atomic():
+        candidates = filters.apply(rounds_claimable(moderator=moderator, now=now)).exclude(pk__in=skip_ids)
+        held = list(
+            candidates.filter(claimed_by=moderator)
+            .select_for_update(of=("self",))
+            .order_by(*ordering.order_by)
+            .values_list("pk", flat=True)[:limit]
+        )
+        fresh = []
+        if len(held) < limit:
+            fresh = list(
+                candidates.exclude(pk__in=held)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by(*ordering.order_by)
+                .values_list("pk", flat=True)[: limit - len(held)]
+            )
+        _take(held + fresh, moderator, now)
+    rounds = ReviewRound.objects.filter(pk__in=held + fresh).order_by(*ordering.order_by)
+    return list(rounds.select_related("upload__score__model_version", "upload__submitter"))
+
+
+def round_claim(*, round_id: int, moderator: AbstractBaseUser) -> ReviewRound:
+    """Claim one given round (opened from a link), unless someone else holds a live lease on it."""
+    now = timezone.now()
+    with transaction.atomic():
+        round_ = (
+            ReviewRound.objects.select_for_update(of=("self",))
+            .select_related("claimed_by")
+            .filter(pk=round_id)
+            .first()
+        )
+        if round_ is None or round_.status != ReviewRound.Status.OPEN:
+            raise ClaimUnavailable("This image is no longer waiting for review.")
+        if round_.excluded_moderator_id == moderator.pk:
+            raise ClaimUnavailable("You decided this image before; a second review must come from someone else.")
+        holder = round_.claimed_by
+        if holder is not None and holder.pk != moderator.pk and round_.lease_expires_at > now:
+            raise ClaimUnavailable(f"{holder.get_username()} is reviewing this image right now.")
+        _take([round_.pk], moderator, now)
+    round_.refresh_from_db()
+    return round_
+
+
+def round_renew(*, round_id: int, moderator: AbstractBaseUser) -> ReviewRound:
+    """Extend the lease while the review page is open. Fails once someone else has claimed it."""
+    now = timezone.now()
+    changed = ReviewRound.objects.filter(pk=round_id, status=ReviewRound.Status.OPEN, claimed_by=moderator).update(
+        lease_expires_at=lease_until(now)
+    )
+    if changed != 1:
+        raise ClaimUnavailable("Your claim on this image was lost: it was decided or taken by another moderator.")
+    return ReviewRound.objects.get(pk=round_id)
+
+
+def round_release(*, round_id: int, moderator: AbstractBaseUser) -> bool:
+    """Give a claimed round back to the queue (skip). Returns False if the moderator did not hold it."""
+    changed = ReviewRound.objects.filter(pk=round_id, status=ReviewRound.Status.OPEN, claimed_by=moderator).update(
+        claimed_by=None, lease_expires_at=None
+    )
+    return changed == 1
+
+
+def rounds_release_all(*, moderator: AbstractBaseUser, except_ids: Iterable[int] = ()) -> int:
+    """Give back every round the moderator holds (leaving grid mode, signing out)."""
+    return (
+        ReviewRound.objects.filter(Q(status=ReviewRound.Status.OPEN), claimed_by=moderator)
+        .exclude(pk__in=list(except_ids))
+        .update(claimed_by=None, lease_expires_at=None)
+    )

@@ -1,0 +1,190 @@
+"""Moderator decisions: record, undo, decide many at once.
+
+A decision closes the round the moderator holds with a conditional UPDATE that must change
+exactly one row; the Decision row's unique key on its round backs that up in the database. The
+upload then takes the human's label (approved if safe, rejected if harmful), also for an audit
+of an automatic decision or a second review, so the latest final decision is what stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from moderation.models import Upload
+from reviews.models import Decision, QueueSettings, ReviewRound
+from reviews.services.claims import lease_until
+from reviews.services.rounds import round_open
+
+UNDO_DEPTH = 10  # a moderator's last ten decisions stay editable
+
+
+class DecisionConflict(Exception):
+    """The decision cannot be recorded; the message says why, in words for the moderator."""
+
+
+def _conflict_reason(round_id: int, moderator: AbstractBaseUser) -> str:
+    round_ = ReviewRound.objects.select_related("claimed_by").filter(pk=round_id).first()
+    if round_ is None:
+        return "This review no longer exists."
+    if round_.status != ReviewRound.Status.OPEN:
+        return "This image was already decided; your decision was not saved."
+    if round_.claimed_by is None:
+        return "Your claim on this image expired and it went back to the queue; your decision was not saved."
+    if round_.claimed_by_id != moderator.pk:
+        return (
+            f"Your claim on this image expired and {round_.claimed_by.get_username()} is reviewing it now; "
+            "your decision was not saved."
+        )
+    return "This image cannot be decided right now."
+
+
+def decision_create(
+    *,
+    round_id: int,
+    moderator: AbstractBaseUser,
+    label: str,
+    category: str = "",
+    note: str = "",
+    time_spent_ms: int | None = None,
+) -> Decision:
+    """Record ``moderator``'s label on the round they hold and finish the upload.
+
+    Raises :class:`DecisionConflict` if the round is closed or held by someone else.
+    """
+    if label not in Decision.Label.values:
+        raise ValueError(f"label must be one of {Decision.Label.values}")
+    if label == Decision.Label.SAFE:
+        category = ""
+    now = timezone.now()
+    with transaction.atomic():
+        closed = ReviewRound.objects.filter(
+            pk=round_id, status=ReviewRound.Status.OPEN, claimed_by=moderator
+        ).update(status=ReviewRound.Status.DECIDED, closed_at=now)
+        if closed != 1:
+            raise DecisionConflict(_conflict_reason(round_id, moderator))
+        round_ = ReviewRound.objects.select_related("upload__score").get(pk=round_id)
+        upload = round_.upload
+        finished = Upload.objects.filter(pk=upload.pk).exclude(status=Upload.Status.PENDING).update(
+            status=Upload.Status.REJECTED if label == Decision.Label.HARMFUL else Upload.Status.APPROVED,
+            decided_by=Upload.DecidedBy.HUMAN,
+            decided_at=now,
+            updated_at=now,
+        )
+        if finished != 1:
+            raise DecisionConflict("This image is being scored again; try it later.")
+        score = upload.score
+        decision = Decision.objects.create(
+            upload=upload,
+            round=round_,
+            moderator=moderator,
+            label=label,
+            category=category,
+            note=note,
+            model_version_id=score.model_version_id if score else None,
+            model_score=score.harmful_score if score else None,
+            model_category_scores=score.category_scores if score else None,
+            upload_status_before=upload.status,
+            upload_decided_by_before=upload.decided_by,
+            time_spent_ms=time_spent_ms,
+        )
+        if (
+            label == Decision.Label.HARMFUL
+            and round_.reason in (ReviewRound.Reason.MODEL, ReviewRound.Reason.FAILED)
+            and QueueSettings.load().second_review_rejects
+        ):
+            upload.refresh_from_db()
+            round_open(upload=upload, reason=ReviewRound.Reason.SECOND, excluded_moderator=moderator)
+    return decision
+
+
+@dataclass
+class BulkResult:
+    decided: list[Decision] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def decisions_create_many(
+    *, round_ids: Iterable[int], moderator: AbstractBaseUser, label: str, category: str = ""
+) -> BulkResult:
+    """Decide several held rounds with one label (grid mode). Each is its own conditional decision,
+    so a lost lease on one does not undo the others."""
+    result = BulkResult()
+    for round_id in round_ids:
+        try:
+            result.decided.append(
+                decision_create(round_id=round_id, moderator=moderator, label=label, category=category)
+            )
+        except DecisionConflict as exc:
+            result.conflicts.append(str(exc))
+    return result
+
+
+def decisions_recent(*, moderator: AbstractBaseUser) -> list[Decision]:
+    """The moderator's last :data:`UNDO_DEPTH` decisions, newest first: the ones they may undo."""
+    return list(
+        Decision.objects.filter(moderator=moderator)
+        .select_related("round", "upload")
+        .order_by("-created_at", "-id")[:UNDO_DEPTH]
+    )
+
+
+def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None) -> ReviewRound:
+    """Take back one of the moderator's last :data:`UNDO_DEPTH` decisions (the newest standing one
+    when ``decision_id`` is None).
+
+    The Decision row stays (it is append-only): its round becomes ``undone``, the upload returns to
+    the state it had before, and a new round of the same kind opens, already claimed by the
+    moderator, who decides it again. Refused once anyone else has decided the upload since.
+    """
+    recent = decisions_recent(moderator=moderator)
+    standing = [d for d in recent if d.round.status == ReviewRound.Status.DECIDED]
+    if decision_id is None:
+        if not standing:
+            raise DecisionConflict("Nothing to undo.")
+        decision = standing[0]
+    else:
+        decision = next((d for d in recent if d.pk == decision_id), None)
+        if decision is None:
+            raise DecisionConflict(f"Only your last {UNDO_DEPTH} decisions can be undone.")
+    now = timezone.now()
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().select_related("score", "policy").get(pk=decision.upload_id)
+        later = ReviewRound.objects.filter(upload=upload, number__gt=decision.round.number)
+        if later.exclude(status__in=[ReviewRound.Status.OPEN, ReviewRound.Status.CANCELLED]).exists():
+            raise DecisionConflict("This image was reviewed again since; it can no longer be undone.")
+        if later.filter(status=ReviewRound.Status.OPEN).exclude(claimed_by__isnull=True).exclude(
+            lease_expires_at__lte=now
+        ).exists():
+            raise DecisionConflict("Another moderator is reviewing this image now; it can no longer be undone.")
+        undone = ReviewRound.objects.filter(pk=decision.round_id, status=ReviewRound.Status.DECIDED).update(
+            status=ReviewRound.Status.UNDONE
+        )
+        if undone != 1:
+            raise DecisionConflict("That decision was already undone.")
+        later.filter(status=ReviewRound.Status.OPEN).update(status=ReviewRound.Status.CANCELLED, closed_at=now)
+        if decision.upload_status_before in Upload.AWAITING_HUMAN:
+            decided_at = None
+        elif decision.upload_decided_by_before == Upload.DecidedBy.AUTO:
+            decided_at = upload.routed_at
+        else:
+            decided_at = upload.decided_at
+        Upload.objects.filter(pk=upload.pk).update(
+            status=decision.upload_status_before,
+            decided_by=decision.upload_decided_by_before,
+            decided_at=decided_at,
+            updated_at=now,
+        )
+        upload.refresh_from_db()
+        return round_open(
+            upload=upload,
+            reason=decision.round.reason,
+            excluded_moderator=decision.round.excluded_moderator,
+            reopened_from=decision.round,
+            claimed_by=moderator,
+            lease_expires_at=lease_until(now),
+        )
