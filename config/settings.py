@@ -197,6 +197,13 @@ VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS",
 VIGIL_MODEL_DIR = Path(env_str("VIGIL_MODEL_DIR", str(VAR_DIR / "models")))
 VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)  # 0: one per core
 # Harmful categories a moderator can pick with keys 1-5 (the first five are on the keyboard).
+# Initial values of the queue settings row (admins change them later in the admin site).
+VIGIL_LEASE_SECONDS = env_int("VIGIL_LEASE_SECONDS", 120, minimum=15)
+VIGIL_AUDIT_APPROVED_RATE = env_float("VIGIL_AUDIT_APPROVED_RATE", 0.02)
+VIGIL_AUDIT_REJECTED_RATE = env_float("VIGIL_AUDIT_REJECTED_RATE", 0.05)
+VIGIL_SECOND_REVIEW_REJECTS = env_bool("VIGIL_SECOND_REVIEW_REJECTS", False)
+if not (0 <= VIGIL_AUDIT_APPROVED_RATE <= 1 and 0 <= VIGIL_AUDIT_REJECTED_RATE <= 1):
+    raise ImproperlyConfigured("VIGIL_AUDIT_APPROVED_RATE and VIGIL_AUDIT_REJECTED_RATE must lie in [0, 1].")
 VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

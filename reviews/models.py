@@ -107,23 +107,40 @@ class Decision(models.Model):
         return f"{self.upload_id}: {self.label} by {self.moderator_id}"
 
 
+def default_lease_seconds() -> int:
+    return settings.VIGIL_LEASE_SECONDS
+
+
+def default_audit_approved_rate() -> float:
+    return settings.VIGIL_AUDIT_APPROVED_RATE
+
+
+def default_audit_rejected_rate() -> float:
+    return settings.VIGIL_AUDIT_REJECTED_RATE
+
+
+def default_second_review_rejects() -> bool:
+    return settings.VIGIL_SECOND_REVIEW_REJECTS
+
+
 class QueueSettings(models.Model):
-    """The review queue's knobs, one row, edited by admins in Django's admin site."""
+    """The review queue's knobs, one row, edited by admins in Django's admin site. The row starts
+    from the ``VIGIL_LEASE_SECONDS``/``VIGIL_AUDIT_*``/``VIGIL_SECOND_REVIEW_REJECTS`` settings."""
 
     lease_seconds = models.PositiveIntegerField(
-        default=120, validators=[MinValueValidator(15), MaxValueValidator(3600)],
+        default=default_lease_seconds, validators=[MinValueValidator(15), MaxValueValidator(3600)],
         help_text="How long a claim lasts without renewal. The review page renews it while open.",
     )
     audit_approved_rate = models.FloatField(
-        default=0.02, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        default=default_audit_approved_rate, validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of auto-approved uploads sent to humans for audit.",
     )
     audit_rejected_rate = models.FloatField(
-        default=0.05, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        default=default_audit_rejected_rate, validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of auto-rejected uploads sent to humans for audit.",
     )
     second_review_rejects = models.BooleanField(
-        default=False, help_text="A human reject is reviewed again by a different moderator."
+        default=default_second_review_rejects, help_text="A human reject is reviewed again by a different moderator."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

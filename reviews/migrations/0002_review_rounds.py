@@ -2,6 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
+import reviews.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -37,10 +38,10 @@ class Migration(migrations.Migration):
             name='QueueSettings',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lease_seconds', models.PositiveIntegerField(default=120, help_text='How long a claim lasts without renewal. The review page renews it while open.', validators=[django.core.validators.MinValueValidator(15), django.core.validators.MaxValueValidator(3600)])),
-                ('audit_approved_rate', models.FloatField(default=0.02, help_text='Share of auto-approved uploads sent to humans for audit.', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)])),
-                ('audit_rejected_rate', models.FloatField(default=0.05, help_text='Share of auto-rejected uploads sent to humans for audit.', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)])),
-                ('second_review_rejects', models.BooleanField(default=False, help_text='A human reject is reviewed again by a different moderator.')),
+                ('lease_seconds', models.PositiveIntegerField(default=reviews.models.default_lease_seconds, help_text='How long a claim lasts without renewal. The review page renews it while open.', validators=[django.core.validators.MinValueValidator(15), django.core.validators.MaxValueValidator(3600)])),
+                ('audit_approved_rate', models.FloatField(default=reviews.models.default_audit_approved_rate, help_text='Share of auto-approved uploads sent to humans for audit.', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)])),
+                ('audit_rejected_rate', models.FloatField(default=reviews.models.default_audit_rejected_rate, help_text='Share of auto-rejected uploads sent to humans for audit.', validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)])),
+                ('second_review_rejects', models.BooleanField(default=reviews.models.default_second_review_rejects, help_text='A human reject is reviewed again by a different moderator.')),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={

@@ -73,9 +73,12 @@ def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, m
 
     # A moderator signs in and decides the queued photo; the API then shows the human decision.
     assert client.login(username=moderator.username, password="pw-for-tests-1")
-    queue = client.get(reverse("reviews:queue"))
-    assert [str(u.pk) for u in queue.context["page"]] == [ids["astronaut"], ids["rocket"]]
-    client.post(reverse("reviews:item", args=[ids["astronaut"]]), {"label": "safe"})
+    queue = client.get(reverse("reviews:queue") + "?ordering=oldest")
+    rounds = {str(r.upload_id): r for r in queue.context["page"]}
+    assert set(rounds) == {ids["astronaut"], ids["rocket"]}
+    assert (rounds[ids["astronaut"]].reason, rounds[ids["rocket"]].reason) == ("model", "failed")
+    client.get(reverse("reviews:round", args=[rounds[ids["astronaut"]].pk]))
+    client.post(reverse("reviews:decide", args=[rounds[ids["astronaut"]].pk]), {"label": "safe"})
     decision = Decision.objects.get(upload_id=ids["astronaut"])
     assert decision.model_score == astronaut.score.harmful_score
     body = api.get(f"/api/v1/uploads/{ids['astronaut']}/").json()

@@ -47,6 +47,8 @@ def celery_worker(log_path: Path, *, ready_timeout: float = 120):
         "VIGIL_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "PYTHONUNBUFFERED": "1",
+        "VIGIL_AUDIT_APPROVED_RATE": str(settings.VIGIL_AUDIT_APPROVED_RATE),
+        "VIGIL_AUDIT_REJECTED_RATE": str(settings.VIGIL_AUDIT_REJECTED_RATE),
     }
     command = [
         sys.executable,
