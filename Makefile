@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services lint format bench-thresholds bench-classifier clean
+.PHONY: run test test-services browser lint format bench-thresholds bench-classifier clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,9 +25,17 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py bootstrap_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
+## browser: Debian's chromium for the real-browser tests (apt, when missing; never a downloaded browser)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get install -y -q chromium; \
+	  else echo "chromium is missing and apt needs root: the browser tests will be skipped" >&2; fi; }
+
 ## test: install dev requirements and run the whole suite (embedded SQLite + filesystem broker by default)
 # Tests keep their database file and broker folder under var/test, apart from `make run`'s.
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed browser
 	VIGIL_VAR_DIR=$${VIGIL_VAR_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-services: the same suite against PostgreSQL and Redis on this machine

@@ -31,7 +31,9 @@ class DecisionForm(forms.Form):
 class BulkDecisionForm(forms.Form):
     label = forms.ChoiceField(choices=Decision.Label.choices)
     category = forms.ChoiceField(required=False, choices=())
-    rounds = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={"required": "Select at least one image."})
+    rounds = forms.TypedMultipleChoiceField(
+        coerce=int, choices=(), error_messages={"required": "Select at least one image."}
+    )
 
     def __init__(self, *args, round_ids: list[int], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -64,11 +64,19 @@ class ReviewRound(models.Model):
         ]
         indexes = [
             # One partial index per queue ordering: the open rows only, in the order they are served.
-            models.Index(fields=["uncertainty", "uploaded_at"], condition=Q(status="open"), name="round_open_uncertain"),
-            models.Index(fields=["-harmful_score", "uploaded_at"], condition=Q(status="open"), name="round_open_score_desc"),
-            models.Index(fields=["harmful_score", "uploaded_at"], condition=Q(status="open"), name="round_open_score_asc"),
+            models.Index(
+                fields=["uncertainty", "uploaded_at"], condition=Q(status="open"), name="round_open_uncertain"
+            ),
+            models.Index(
+                fields=["-harmful_score", "uploaded_at"], condition=Q(status="open"), name="round_open_score_desc"
+            ),
+            models.Index(
+                fields=["harmful_score", "uploaded_at"], condition=Q(status="open"), name="round_open_score_asc"
+            ),
             models.Index(fields=["uploaded_at"], condition=Q(status="open"), name="round_open_oldest"),
-            models.Index(fields=["claimed_by", "lease_expires_at"], condition=Q(status="open"), name="round_open_claims"),
+            models.Index(
+                fields=["claimed_by", "lease_expires_at"], condition=Q(status="open"), name="round_open_claims"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,15 +136,18 @@ class QueueSettings(models.Model):
     from the ``VIGIL_LEASE_SECONDS``/``VIGIL_AUDIT_*``/``VIGIL_SECOND_REVIEW_REJECTS`` settings."""
 
     lease_seconds = models.PositiveIntegerField(
-        default=default_lease_seconds, validators=[MinValueValidator(15), MaxValueValidator(3600)],
+        default=default_lease_seconds,
+        validators=[MinValueValidator(15), MaxValueValidator(3600)],
         help_text="How long a claim lasts without renewal. The review page renews it while open.",
     )
     audit_approved_rate = models.FloatField(
-        default=default_audit_approved_rate, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        default=default_audit_approved_rate,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of auto-approved uploads sent to humans for audit.",
     )
     audit_rejected_rate = models.FloatField(
-        default=default_audit_rejected_rate, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        default=default_audit_rejected_rate,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="Share of auto-rejected uploads sent to humans for audit.",
     )
     second_review_rejects = models.BooleanField(
@@ -165,7 +176,9 @@ class ModeratorPreferences(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_preferences")
     blur_px = models.PositiveSmallIntegerField(
-        default=24, validators=[MinValueValidator(0), MaxValueValidator(60)], help_text="Blur strength in pixels (0 = none)."
+        default=24,
+        validators=[MinValueValidator(0), MaxValueValidator(60)],
+        help_text="Blur strength in pixels (0 = none).",
     )
     grayscale = models.BooleanField(default=False, help_text="Show images in grayscale.")
     grid_size = models.PositiveSmallIntegerField(

@@ -56,7 +56,9 @@ def _slice(request: HttpRequest) -> tuple[QueueFilterForm, QueueFilters, Orderin
     """The filters and ordering in the query string, and the query string that carries them on."""
     form = QueueFilterForm(request.GET)
     filters, ordering = form.result()
-    query = urlencode({**filters.as_query(), **({"ordering": ordering.value} if ordering != Ordering.UNCERTAIN else {})})
+    query = urlencode(
+        {**filters.as_query(), **({"ordering": ordering.value} if ordering != Ordering.UNCERTAIN else {})}
+    )
     return form, filters, ordering, query
 
 
@@ -156,7 +158,9 @@ def round_decide(request: HttpRequest, round_id: int) -> HttpResponse:
     _, _, _, query = _slice(request)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(pk=round_id)
+        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(
+            pk=round_id
+        )
         return _round_page(request, round_, query, form, status=400)
     try:
         decision_create(round_id=round_id, moderator=request.user, **form.cleaned_data)

@@ -17,6 +17,12 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Factories create many users; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def no_audit_sampling(settings):
     """Audit sampling picks uploads by a hash of their random id; tests that want it turn it on."""
     settings.VIGIL_AUDIT_APPROVED_RATE = 0.0

@@ -40,7 +40,10 @@ def make_round(upload: Upload | None = None, *, reason: str = "model", score: fl
     from reviews.services.rounds import round_open
 
     upload = upload or make_upload()
-    changes = {"status": Upload.Status.FAILED if reason == "failed" else Upload.Status.QUEUED, "policy": policy_current()}
+    changes = {
+        "status": Upload.Status.FAILED if reason == "failed" else Upload.Status.QUEUED,
+        "policy": policy_current(),
+    }
     if score is not None:
         changes["score"] = Score.objects.create(
             upload=upload,

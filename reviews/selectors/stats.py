@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, Exists, FloatField, IntegerField, OuterRef, Q, Sum, Value, When
+from django.db.models import Case, Count, Exists, FloatField, IntegerField, OuterRef, Q, Sum, When
 from django.db.models.functions import TruncHour
 
 from reviews.models import Decision, ReviewRound
@@ -36,7 +36,9 @@ class ModeratorStats:
     peer_agreement: float | None
 
 
-def moderator_stats(*, since: datetime, until: datetime, moderator_ids: list[int] | None = None) -> list[ModeratorStats]:
+def moderator_stats(
+    *, since: datetime, until: datetime, moderator_ids: list[int] | None = None
+) -> list[ModeratorStats]:
     decisions = Decision.objects.filter(created_at__gte=since, created_at__lt=until)
     if moderator_ids is not None:
         decisions = decisions.filter(moderator_id__in=moderator_ids)
@@ -45,9 +47,9 @@ def moderator_stats(*, since: datetime, until: datetime, moderator_ids: list[int
         default=0,
         output_field=IntegerField(),
     )
-    others = Decision.objects.filter(
-        upload=OuterRef("upload"), round__status=ReviewRound.Status.DECIDED
-    ).exclude(moderator=OuterRef("moderator"))
+    others = Decision.objects.filter(upload=OuterRef("upload"), round__status=ReviewRound.Status.DECIDED).exclude(
+        moderator=OuterRef("moderator")
+    )
     standing = decisions.filter(round__status=ReviewRound.Status.DECIDED).annotate(
         has_peer=Exists(others), peer_agrees=Exists(others.filter(label=OuterRef("label")))
     )

@@ -30,16 +30,19 @@ def lease_until(now) -> timezone.datetime:
 
 
 def _take(round_ids: list[int], moderator: AbstractBaseUser, now) -> int:
-    """Write the lease on rows the caller has locked. Returns how many rows changed."""
-    return ReviewRound.objects.filter(pk__in=round_ids, status=ReviewRound.Status.OPEN).update(
-        claimed_by=moderator, lease_expires_at=lease_until(now)
+    """Write the lease on rows the caller has locked. The UPDATE repeats the claimable condition,
+    so even without the lock a round held by someone else is never taken over."""
+    return (
+        rounds_claimable(moderator=moderator, now=now)
+        .filter(pk__in=round_ids)
+        .update(claimed_by=moderator, lease_expires_at=lease_until(now))
     )
 
 
 def rounds_claim(
     *,
     moderator: AbstractBaseUser,
-    filters: QueueFilters = QueueFilters(),
+    filters: QueueFilters | None = None,
     ordering: Ordering = Ordering.UNCERTAIN,
     limit: int = 1,
     skip_ids: Iterable[int] = (),
@@ -47,6 +50,7 @@ def rounds_claim(
     """Claim up to ``limit`` rounds for ``moderator``, in ``ordering``, renewing any matching
     rounds they already hold first (so a reload does not hand out new work)."""
     now = timezone.now()
+    filters = filters or QueueFilters()
     skip_ids = list(skip_ids)
     with transaction.atomic():
         candidates = filters.apply(rounds_claimable(moderator=moderator, now=now)).exclude(pk__in=skip_ids)
@@ -65,7 +69,7 @@ def rounds_claim(
                 .values_list("pk", flat=True)[: limit - len(held)]
             )
         _take(held + fresh, moderator, now)
-    rounds = ReviewRound.objects.filter(pk__in=held + fresh).order_by(*ordering.order_by)
+    rounds = ReviewRound.objects.filter(pk__in=held + fresh, claimed_by=moderator).order_by(*ordering.order_by)
     return list(rounds.select_related("upload__score__model_version", "upload__submitter"))
 
 
@@ -74,10 +78,7 @@ def round_claim(*, round_id: int, moderator: AbstractBaseUser) -> ReviewRound:
     now = timezone.now()
     with transaction.atomic():
         round_ = (
-            ReviewRound.objects.select_for_update(of=("self",))
-            .select_related("claimed_by")
-            .filter(pk=round_id)
-            .first()
+            ReviewRound.objects.select_for_update(of=("self",)).select_related("claimed_by").filter(pk=round_id).first()
         )
         if round_ is None or round_.status != ReviewRound.Status.OPEN:
             raise ClaimUnavailable("This image is no longer waiting for review.")

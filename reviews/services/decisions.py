@@ -62,18 +62,22 @@ def decision_create(
         category = ""
     now = timezone.now()
     with transaction.atomic():
-        closed = ReviewRound.objects.filter(
-            pk=round_id, status=ReviewRound.Status.OPEN, claimed_by=moderator
-        ).update(status=ReviewRound.Status.DECIDED, closed_at=now)
+        closed = ReviewRound.objects.filter(pk=round_id, status=ReviewRound.Status.OPEN, claimed_by=moderator).update(
+            status=ReviewRound.Status.DECIDED, closed_at=now
+        )
         if closed != 1:
             raise DecisionConflict(_conflict_reason(round_id, moderator))
         round_ = ReviewRound.objects.select_related("upload__score").get(pk=round_id)
         upload = round_.upload
-        finished = Upload.objects.filter(pk=upload.pk).exclude(status=Upload.Status.PENDING).update(
-            status=Upload.Status.REJECTED if label == Decision.Label.HARMFUL else Upload.Status.APPROVED,
-            decided_by=Upload.DecidedBy.HUMAN,
-            decided_at=now,
-            updated_at=now,
+        finished = (
+            Upload.objects.filter(pk=upload.pk)
+            .exclude(status=Upload.Status.PENDING)
+            .update(
+                status=Upload.Status.REJECTED if label == Decision.Label.HARMFUL else Upload.Status.APPROVED,
+                decided_by=Upload.DecidedBy.HUMAN,
+                decided_at=now,
+                updated_at=now,
+            )
         )
         if finished != 1:
             raise DecisionConflict("This image is being scored again; try it later.")
@@ -157,9 +161,12 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
         later = ReviewRound.objects.filter(upload=upload, number__gt=decision.round.number)
         if later.exclude(status__in=[ReviewRound.Status.OPEN, ReviewRound.Status.CANCELLED]).exists():
             raise DecisionConflict("This image was reviewed again since; it can no longer be undone.")
-        if later.filter(status=ReviewRound.Status.OPEN).exclude(claimed_by__isnull=True).exclude(
-            lease_expires_at__lte=now
-        ).exists():
+        if (
+            later.filter(status=ReviewRound.Status.OPEN)
+            .exclude(claimed_by__isnull=True)
+            .exclude(lease_expires_at__lte=now)
+            .exists()
+        ):
             raise DecisionConflict("Another moderator is reviewing this image now; it can no longer be undone.")
         undone = ReviewRound.objects.filter(pk=decision.round_id, status=ReviewRound.Status.DECIDED).update(
             status=ReviewRound.Status.UNDONE

@@ -29,7 +29,12 @@ def queue_keys(upload: Upload) -> dict:
         half_width = max((bounds["reject_from"] - bounds["approve_below"]) / 2, 1e-6)
     else:
         middle, half_width = 0.5, 0.5
-    return {**keys, "harmful_score": score.harmful_score, "category": category, "uncertainty": abs(value - middle) / half_width}
+    return {
+        **keys,
+        "harmful_score": score.harmful_score,
+        "category": category,
+        "uncertainty": abs(value - middle) / half_width,
+    }
 
 
 def round_open(

@@ -1,5 +1,5 @@
 // Shared keyboard plumbing: ignore keys typed into fields or with modifiers; ? toggles the
-// shortcut list; g and q jump to grid mode and the queue.
+// shortcut list; n, g and q open the next item, grid mode and the queue (keeping the filters).
 window.vigilKeys = function (handler) {
   var dialog = document.getElementById("shortcuts");
   document.addEventListener("keydown", function (event) {
@@ -10,11 +10,13 @@ window.vigilKeys = function (handler) {
     }
     if (event.key === "?") {
       event.preventDefault();
+      if (!dialog) return;
       if (dialog.open) dialog.close(); else dialog.showModal();
       return;
     }
     if (dialog && dialog.open) return;  // the dialog handles Esc itself
     if (event.repeat) return;
+    if (event.key === "n") { window.location.href = "/review/next/" + window.location.search; return; }
     if (event.key === "g") { window.location.href = "/review/grid/" + window.location.search; return; }
     if (event.key === "q") { window.location.href = "/review/" + window.location.search; return; }
     if (handler(event) === true) event.preventDefault();

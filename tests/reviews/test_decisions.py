@@ -81,7 +81,11 @@ def test_the_database_refuses_a_second_decision_for_a_round(moderator):
     decision = decision_create(round_id=round_.pk, moderator=moderator, label="safe")
     with pytest.raises(IntegrityError), transaction.atomic():
         Decision.objects.create(
-            upload_id=round_.upload_id, round=round_, moderator=moderator, label="harmful", upload_status_before="queued"
+            upload_id=round_.upload_id,
+            round=round_,
+            moderator=moderator,
+            label="harmful",
+            upload_status_before="queued",
         )
     assert list(Decision.objects.all()) == [decision]
 
@@ -151,7 +155,12 @@ def test_undo_reopens_the_item_for_the_same_moderator_and_keeps_the_decision(mod
     assert (upload.status, upload.decided_by, upload.decided_at) == ("queued", "", None)
     round_.refresh_from_db()
     assert round_.status == "undone"
-    assert (reopened.number, reopened.reason, reopened.reopened_from, reopened.claimed_by) == (2, "model", round_, moderator)
+    assert (reopened.number, reopened.reason, reopened.reopened_from, reopened.claimed_by) == (
+        2,
+        "model",
+        round_,
+        moderator,
+    )
     assert reopened.lease_expires_at > timezone.now()
     assert Decision.objects.get() == decision  # append-only: the undone decision stays on record
     again = decision_create(round_id=reopened.pk, moderator=moderator, label="safe")
@@ -163,7 +172,9 @@ def test_undo_reopens_the_item_for_the_same_moderator_and_keeps_the_decision(mod
 def test_undo_of_an_audit_restores_the_automatic_decision(moderator):
     upload = make_upload()
     routed = timezone.now() - timedelta(hours=1)
-    Upload.objects.filter(pk=upload.pk).update(status="approved", decided_by="auto", routed_at=routed, decided_at=routed)
+    Upload.objects.filter(pk=upload.pk).update(
+        status="approved", decided_by="auto", routed_at=routed, decided_at=routed
+    )
     upload.refresh_from_db()
     round_ = round_claim(round_id=round_open(upload=upload, reason="audit").pk, moderator=moderator)
     decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="nudity")

@@ -87,7 +87,7 @@ def test_next_claims_an_item_and_the_page_shows_it_blurred_with_a_lease(client, 
     assert page.status_code == 200
     assert reverse("moderation:upload_image", args=[round_.upload_id]) in body
     assert 'class="preview blurred grayscale"' in body and "--blur: 40px" in body
-    assert 'hx-post="%s"' % reverse("reviews:lease", args=[round_.pk]) in body
+    assert f'hx-post="{reverse("reviews:lease", args=[round_.pk])}"' in body
     assert 'id="decision-form"' in body
     round_.refresh_from_db()
     assert round_.claimed_by == moderator

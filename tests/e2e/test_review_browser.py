@@ -1,0 +1,160 @@
+"""A moderator in a real browser (Debian chromium), keyboard only: sign in, clear a queue of 50
+images with a, x, 1-5, space and backspace, check blur and reveal, and save a screenshot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from accounts.roles import Role
+from moderation.models import Upload
+from reviews.models import Decision, ModeratorPreferences, ReviewRound
+from tests.e2e.browser import chromium_page, require_chromium
+from tests.factories import make_round, make_upload, make_user
+from tests.images import solid
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+ROUND_URL = re.compile(r"/review/r/(\d+)/")
+
+
+@pytest.fixture(autouse=True)
+def browser_ready(monkeypatch):
+    require_chromium()
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls between browser
+    # steps are ordinary synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def screenshot_dir() -> Path:
+    folder = Path(settings.VAR_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def sign_in_with_keyboard(page, username: str) -> None:
+    page.goto("/login/")
+    page.keyboard.type(username)  # the username field has focus on load
+    page.keyboard.press("Tab")
+    page.keyboard.type("pw-for-tests-1")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def current_round(page) -> int:
+    match = ROUND_URL.search(page.url)
+    assert match, page.url
+    return int(match.group(1))
+
+
+def press_and_wait(page, key: str) -> None:
+    with page.expect_navigation():
+        page.keyboard.press(key)
+    page.wait_for_load_state("domcontentloaded")
+
+
+def test_a_moderator_clears_fifty_items_with_the_keyboard_alone(live_server):
+    moderator = make_user(Role.MODERATOR, username="kbd")
+    ModeratorPreferences.objects.create(user=moderator, blur_px=30)
+    submitter = make_user()
+    rounds = [
+        make_round(make_upload(submitter, solid(color=(i * 5 % 255, 90, 200 - i))), score=0.05 + i * 0.006)
+        for i in range(50)
+    ]
+
+    with chromium_page(live_server.url) as page:
+        sign_in_with_keyboard(page, "kbd")
+        page.goto("/review/?ordering=oldest")
+        assert "50</strong> waiting" in page.content()
+        press_and_wait(page, "n")
+        first = current_round(page)
+        assert first == rounds[0].pk
+
+        # Blurred by default with the moderator's strength; r reveals, r blurs again.
+        figure = page.locator("figure.preview")
+        assert "blurred" in figure.get_attribute("class")
+        assert "blur(30px)" in page.eval_on_selector("figure.preview img", "img => getComputedStyle(img).filter")
+        page.keyboard.press("r")
+        assert "blurred" not in figure.get_attribute("class")
+        page.wait_for_function("() => getComputedStyle(document.querySelector('figure.preview img')).filter === 'none'")
+        page.keyboard.press("r")
+        assert "blurred" in figure.get_attribute("class")
+
+        # ? shows every shortcut; Escape closes the list.
+        page.keyboard.press("?")
+        assert page.locator("#shortcuts").is_visible()
+        assert "Undo your last decision" in page.locator("#shortcuts").inner_text()
+        page.keyboard.press("Escape")
+        assert not page.locator("#shortcuts").is_visible()
+        page.screenshot(path=str(screenshot_dir() / "review-page.png"), full_page=True)
+
+        decided: dict[int, tuple[str, str]] = {}
+        skipped = None
+        undone_once = False
+        while ROUND_URL.search(page.url):
+            round_id = current_round(page)
+            index = len(decided)
+            if index == 5 and skipped is None:
+                skipped = round_id
+                press_and_wait(page, " ")  # skip: it comes back at the end
+                continue
+            if index == 8 and not undone_once:
+                undone_once = True
+                previous = max(decided, key=lambda pk: list(decided).index(pk))
+                press_and_wait(page, "Backspace")  # undo the last decision: its image comes back
+                reopened = ReviewRound.objects.get(pk=current_round(page))
+                assert reopened.reopened_from_id == previous and reopened.claimed_by == moderator
+                del decided[previous]
+                decided[reopened.pk] = ("safe", "")
+                press_and_wait(page, "a")
+                continue
+            if index % 3 == 0:
+                page.keyboard.press("2")  # category 2 (nudity), then reject
+                decided[round_id] = ("harmful", "nudity")
+                press_and_wait(page, "x")
+            else:
+                decided[round_id] = ("safe", "")
+                press_and_wait(page, "a")
+            assert len(decided) <= 50, "the queue should have run out"
+        assert "Nothing left to review here" in page.content()
+        page.screenshot(path=str(screenshot_dir() / "queue-cleared.png"))
+
+    assert not ReviewRound.objects.filter(status="open").exists()
+    assert Upload.objects.filter(status__in=["queued", "failed"]).count() == 0
+    assert skipped in decided  # the skipped item was served again and decided
+    standing = {d.round_id: (d.label, d.category) for d in Decision.objects.filter(round__status="decided")}
+    assert standing == decided
+    assert len(standing) == 50 and Decision.objects.count() == 51  # the undone decision stays on record
+    for round_id, (label, _) in decided.items():
+        upload_id = ReviewRound.objects.get(pk=round_id).upload_id
+        assert Upload.objects.get(pk=upload_id).status == ("rejected" if label == "harmful" else "approved")
+    assert {ReviewRound.objects.get(pk=pk).upload_id for pk in decided} == {r.upload_id for r in rounds}
+
+
+def test_grid_mode_selects_and_decides_with_the_keyboard(live_server):
+    make_user(Role.MODERATOR, username="grid")
+    rounds = [make_round(score=0.01 * (i + 1)) for i in range(14)]
+    with chromium_page(live_server.url) as page:
+        sign_in_with_keyboard(page, "grid")
+        page.goto("/review/")
+        press_and_wait(page, "g")
+        assert page.locator("[data-tile]").count() == 14
+        page.keyboard.press(" ")  # select the first tile
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press(" ")  # and the third
+        assert page.locator("[data-tile].selected").count() == 2
+        page.keyboard.press("3")  # category 3 (violence)
+        press_and_wait(page, "x")
+        assert "Marked 2 harmful" in page.content()
+        assert page.locator("[data-tile]").count() == 12
+        page.keyboard.press("*")  # select everything left
+        press_and_wait(page, "a")
+        page.screenshot(path=str(screenshot_dir() / "grid-cleared.png"))
+    labels = dict(Decision.objects.values_list("round_id", "label"))
+    assert labels.pop(rounds[0].pk) == labels.pop(rounds[2].pk) == "harmful"
+    assert set(labels.values()) == {"safe"} and len(labels) == 12
+    assert set(Decision.objects.filter(label="harmful").values_list("category", flat=True)) == {"violence"}

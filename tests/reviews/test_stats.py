@@ -1,0 +1,60 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.roles import Role
+from reviews.models import Decision, QueueSettings
+from reviews.selectors.stats import moderator_stats
+from reviews.services.claims import round_claim
+from reviews.services.decisions import decision_create, decision_undo
+from tests.factories import make_round, make_user
+
+
+def decide(moderator, round_, label, spent_ms=None):
+    round_claim(round_id=round_.pk, moderator=moderator)
+    return decision_create(round_id=round_.pk, moderator=moderator, label=label, time_spent_ms=spent_ms)
+
+
+@pytest.mark.django_db
+def test_moderator_stats_count_rates_and_agreement():
+    QueueSettings.objects.update_or_create(pk=1, defaults={"second_review_rejects": True})
+    ann = make_user(Role.MODERATOR, username="ann")
+    bob = make_user(Role.MODERATOR, username="bob")
+    # ann: 4 decisions. Model lean (score >= 0.5 harmful): agrees on 0.9/harmful, 0.1/safe, 0.2/safe,
+    # disagrees on 0.6/safe -> 3 of 4.
+    r1 = make_round(score=0.9)
+    first = decide(ann, r1, "harmful", 2000)  # opens a second review for bob
+    decide(ann, make_round(score=0.1), "safe", 4000)
+    decide(ann, make_round(score=0.2), "safe")
+    decide(ann, make_round(score=0.6), "safe", 3000)
+    # bob's second review disagrees with ann on the first image.
+    second_round = first.upload.review_rounds.get(status="open")
+    decide(bob, second_round, "safe", 1000)
+    # One hour earlier ann decided another image: two active hours for her.
+    old = decide(ann, make_round(score=0.3), "safe")
+    Decision.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1, minutes=5))
+
+    now = timezone.now()
+    rows = {r.username: r for r in moderator_stats(since=now - timedelta(days=1), until=now + timedelta(seconds=1))}
+    a, b = rows["ann"], rows["bob"]
+    assert (a.decisions, a.rejected, a.active_hours) == (5, 1, 2)
+    assert a.per_hour == pytest.approx(2.5)
+    assert a.mean_seconds == pytest.approx(3.0)  # (2 + 4 + 3) / 3 timed decisions
+    assert a.model_agreement == pytest.approx(4 / 5)  # 0.3/safe agrees too
+    assert (a.peer_compared, a.peer_agreement) == (1, 0.0)
+    assert (b.decisions, b.model_agreement, b.peer_compared, b.peer_agreement) == (1, 0.0, 1, 0.0)
+
+
+@pytest.mark.django_db
+def test_undone_decisions_do_not_count_as_peer_opinions():
+    QueueSettings.objects.update_or_create(pk=1, defaults={"second_review_rejects": True})
+    ann = make_user(Role.MODERATOR, username="ann")
+    bob = make_user(Role.MODERATOR, username="bob")
+    first = decide(ann, make_round(score=0.9), "harmful")
+    decide(bob, first.upload.review_rounds.get(status="open"), "harmful")
+    decision_undo(moderator=bob)
+    now = timezone.now()
+    rows = {r.username: r for r in moderator_stats(since=now - timedelta(days=1), until=now + timedelta(seconds=1))}
+    assert rows["ann"].peer_compared == 0
+    assert rows["bob"].decisions == 1  # the undone decision is still work done
