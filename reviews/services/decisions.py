@@ -157,7 +157,9 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
             raise DecisionConflict(f"Only your last {UNDO_DEPTH} decisions can be undone.")
     now = timezone.now()
     with transaction.atomic():
-        upload = Upload.objects.select_for_update().select_related("score", "policy").get(pk=decision.upload_id)
+        upload = (
+            Upload.objects.select_for_update(of=("self",)).select_related("score", "policy").get(pk=decision.upload_id)
+        )
         later = ReviewRound.objects.filter(upload=upload, number__gt=decision.round.number)
         if later.exclude(status__in=[ReviewRound.Status.OPEN, ReviewRound.Status.CANCELLED]).exists():
             raise DecisionConflict("This image was reviewed again since; it can no longer be undone.")

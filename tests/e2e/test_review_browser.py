@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from accounts.roles import Role
 from moderation.models import Upload
@@ -27,6 +28,21 @@ def browser_ready(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the ORM calls between browser
     # steps are ordinary synchronous code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    yield
+    drop_live_server_connections()
+
+
+def drop_live_server_connections() -> None:
+    """After the 50-item run one idle PostgreSQL session of a finished live-server request thread
+    stays open (its last query the session's user lookup; cause not found), and it would block
+    dropping the test database. End idle sessions other than ours; no request is running now."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+        )
 
 
 def screenshot_dir() -> Path:
@@ -120,6 +136,7 @@ def test_a_moderator_clears_fifty_items_with_the_keyboard_alone(live_server):
                 press_and_wait(page, "a")
             assert len(decided) <= 50, "the queue should have run out"
         assert "Nothing left to review here" in page.content()
+        page.wait_for_load_state("networkidle")  # no request left in flight on the live server
         page.screenshot(path=str(screenshot_dir() / "queue-cleared.png"))
 
     assert not ReviewRound.objects.filter(status="open").exists()
@@ -153,6 +170,7 @@ def test_grid_mode_selects_and_decides_with_the_keyboard(live_server):
         assert page.locator("[data-tile]").count() == 12
         page.keyboard.press("*")  # select everything left
         press_and_wait(page, "a")
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=str(screenshot_dir() / "grid-cleared.png"))
     labels = dict(Decision.objects.values_list("round_id", "label"))
     assert labels.pop(rounds[0].pk) == labels.pop(rounds[2].pk) == "harmful"
