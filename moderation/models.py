@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from moderation.bins import cell_key
+
 
 class Upload(models.Model):
     class Status(models.TextChoices):
@@ -67,6 +69,8 @@ class Upload(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="upload_status_created"),
             models.Index(fields=["submitter", "-created_at"], name="upload_submitter_created"),
+            models.Index(fields=["updated_at"], name="upload_updated"),
+            models.Index(fields=["decided_at"], name="upload_decided"),
         ]
 
     def __str__(self) -> str:
@@ -113,9 +117,12 @@ class Score(models.Model):
     harmful_score = models.FloatField()
     category_scores = models.JSONField()
     latency_ms = models.FloatField(help_text="Decode, preprocess and inference time for this image.")
+    # The per-category score bins (moderation/bins.py), the key metrics roll traffic up by.
+    cell = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        indexes = [models.Index(fields=["created_at"], name="score_created")]
         constraints = [
             models.UniqueConstraint(fields=["upload", "model_version"], name="score_unique_per_upload_model"),
             models.CheckConstraint(
@@ -125,6 +132,11 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.upload_id} × {self.model_version_id}: {self.harmful_score:.3f}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.cell:
+            self.cell = cell_key(self.category_scores)
+        super().save(*args, **kwargs)
 
 
 class ThresholdPolicy(models.Model):

@@ -77,6 +77,8 @@ class ReviewRound(models.Model):
             models.Index(
                 fields=["claimed_by", "lease_expires_at"], condition=Q(status="open"), name="round_open_claims"
             ),
+            models.Index(fields=["created_at"], name="round_created"),
+            models.Index(fields=["closed_at"], name="round_closed"),
         ]
 
     def __str__(self) -> str:
