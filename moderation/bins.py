@@ -4,8 +4,9 @@ A score in [0, 1] falls in one of ``BIN_COUNT`` bins: 200 spaced evenly in logit
 0.1 between logit -10 and 10), an underflow bin below, an overflow bin above, and a bin for a
 score of exactly 1.0 (a saturated sigmoid gives it, and a ``reject_from`` of 1.0 must catch it).
 Logit spacing gives fine steps where thresholds live (0.002, 0.98) and coarse ones in the
-middle. A threshold set on a bin edge splits the bins exactly: ``score >= edge(k)`` if and only if ``score_bin(score) >= k``, which is
-what makes projections from rolled-up counts exact for thresholds on edges.
+middle. A threshold set on a bin edge splits the bins exactly: ``score >= edge(k)`` if and only
+if ``score_bin(score) >= k``, which makes projections from rolled-up counts exact for thresholds
+on edges.
 
 Pure functions, no Django: the web, the worker and the JavaScript of the threshold page agree.
 """
