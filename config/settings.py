@@ -205,6 +205,8 @@ VIGIL_AUDIT_REJECTED_RATE = env_float("VIGIL_AUDIT_REJECTED_RATE", 0.05)
 VIGIL_SECOND_REVIEW_REJECTS = env_bool("VIGIL_SECOND_REVIEW_REJECTS", False)
 if not (0 <= VIGIL_AUDIT_APPROVED_RATE <= 1 and 0 <= VIGIL_AUDIT_REJECTED_RATE <= 1):
     raise ImproperlyConfigured("VIGIL_AUDIT_APPROVED_RATE and VIGIL_AUDIT_REJECTED_RATE must lie in [0, 1].")
+# Bearer token Prometheus sends to /metrics (empty: only admins' browser sessions may read it).
+VIGIL_METRICS_TOKEN = env_str("VIGIL_METRICS_TOKEN", "")
 VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -219,4 +221,5 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-uploads": {"task": "moderation.tasks.requeue_stale_uploads", "schedule": 60.0},
+    "refresh-metrics-rollups": {"task": "metrics.tasks.refresh_rollups", "schedule": 60.0},
 }

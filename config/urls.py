@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from metrics import views as metrics_views
 from moderation import views as moderation_views
 
 urlpatterns = [
@@ -11,6 +12,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("uploads/", include("moderation.urls")),
     path("review/", include("reviews.urls")),
+    path("insights/", include("metrics.urls")),
+    path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("moderation.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

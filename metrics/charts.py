@@ -64,8 +64,8 @@ def curve_chart(
     parts.append(
         format_html_join(
             "",
-            '<circle class="mark" cx="{:.1f}" cy="{:.1f}" r="4"><title>{}</title></circle>',
-            ((*_scale(x, y), label) for x, y, label in marks),
+            '<circle class="mark" cx="{}" cy="{}" r="4"><title>{}</title></circle>',
+            ((f"{cx:.1f}", f"{cy:.1f}", label) for cx, cy, label in ((*_scale(x, y), label) for x, y, label in marks)),
         )
     )
     return _frame(title, mark_safe("".join(parts)), x_label, y_label)

@@ -8,13 +8,10 @@ string, so "next" after a decision keeps serving the same slice of the queue.
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.decorators import role_required
 from accounts.roles import Role, user_has_role
 from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
 from reviews.models import ReviewRound
@@ -41,15 +39,7 @@ from reviews.services.decisions import (
 SKIPPED = "review_skipped"
 
 
-def moderator_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not user_has_role(request.user, Role.MODERATOR):
-            raise PermissionDenied("Moderators only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+moderator_required = role_required(Role.MODERATOR)
 
 
 def _slice(request: HttpRequest) -> tuple[QueueFilterForm, QueueFilters, Ordering, str]:

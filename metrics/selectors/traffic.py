@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.db.models import Sum
-from sklearn import metrics as skm
 
 from metrics.models import ScoreCell
 from metrics.selectors.windows import Window
@@ -71,6 +70,21 @@ class ModelVsHumans:
     def harmful(self) -> dict | None:
         return self.report["harmful"] if self.report else None
 
+    @property
+    def f1(self) -> float | None:
+        return self.harmful["f1-score"] if self.report else None
+
+    @property
+    def rows(self) -> list[tuple[str, dict]]:
+        """The report's rows for a template (keys without hyphens)."""
+        if not self.report:
+            return []
+        return [
+            (name, {"precision": r["precision"], "recall": r["recall"], "f1": r["f1-score"], "support": r["support"]})
+            for name, r in self.report.items()
+            if name != "accuracy"
+        ]
+
 
 def labelled_arrays(cells: list[Cell], key=lambda cell: cell.harmful_bin) -> tuple[np.ndarray, ...]:
     """One weighted sample per (cell, label): the aggregate form scikit-learn accepts through
@@ -89,6 +103,8 @@ def model_vs_humans(cells: list[Cell], *, threshold: float = 0.5) -> ModelVsHuma
     """Confusion matrix, classification report, accuracy and ROC AUC with scikit-learn. The
     threshold snaps to the nearest bin edge; 0.5 is an edge, so the default is exact. ROC AUC and
     the curves see scores at bin resolution (ties within a bin count half)."""
+    from sklearn import metrics as skm  # heavy: loaded by the admin pages that need it, not by every web process
+
     position = threshold_position(threshold)
     scores, labels, weights = labelled_arrays(cells)
     result = ModelVsHumans(threshold=EDGES[position], labelled=int(weights.sum()))

@@ -97,6 +97,8 @@ class Projection:
     # Estimated errors over all traffic in the automatic bands (None when no labels to go on).
     est_harmful_approved: float | None
     est_safe_rejected: float | None
+    harmful_rejected: int = 0
+    safe_approved: int = 0
 
     def share(self, count: int) -> float:
         return count / self.scored if self.scored else 0.0
@@ -114,7 +116,20 @@ class Projection:
         labelled = self.labelled_rejected
         return (labelled - self.safe_rejected) / labelled if labelled else None
 
-    labelled_rejected: int = 0
+    @property
+    def labelled_rejected(self) -> int:
+        return self.harmful_rejected + self.safe_rejected
+
+    def operating_points(self) -> list[tuple[float, float, str]]:
+        """Where the policy sits on the ROC curve of the labelled data: the auto-reject band, and
+        everything not auto-approved (review band plus auto-reject)."""
+        if not (self.labelled_harmful and self.labelled_safe):
+            return []
+        h, s = self.labelled_harmful, self.labelled_safe
+        return [
+            (self.safe_rejected / s, self.harmful_rejected / h, "auto-reject band"),
+            (1 - self.safe_approved / s, 1 - self.harmful_approved / h, "not auto-approved"),
+        ]
 
 
 def _estimate(routes, band, traffic, wrong) -> float | None:
@@ -147,7 +162,8 @@ def project(traffic: Traffic, positions: Positions) -> Projection:
         est_harmful_approved=_estimate(routes, APPROVE, traffic, traffic.harmful),
         est_safe_rejected=_estimate(routes, REJECT, traffic, traffic.safe),
     )
-    projection.labelled_rejected = counted(traffic.harmful + traffic.safe, REJECT)
+    projection.harmful_rejected = counted(traffic.harmful, REJECT)
+    projection.safe_approved = counted(traffic.safe, APPROVE)
     return projection
 
 

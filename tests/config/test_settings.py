@@ -65,8 +65,8 @@ def test_web_path_does_not_import_torch(tmp_path):
     code = (
         "import sys, django; django.setup(); from django.test import Client; "
         "Client().get('/login/'); Client().get('/api/v1/uploads/'); "
-        "import config.urls, moderation.apis, moderation.views, reviews.views; "
-        "print(sorted(m for m in ('torch', 'timm', 'onnxruntime', 'torchvision') if m in sys.modules))"
+        "import config.urls, moderation.apis, moderation.views, reviews.views, metrics.views; "
+        "print(sorted(m for m in ('torch', 'timm', 'onnxruntime', 'torchvision', 'sklearn') if m in sys.modules))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_"))}
     env.update({"VIGIL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1"})

@@ -1,0 +1,95 @@
+"""The Prometheus endpoint. Figures come from the database (roll-ups and indexed counts) at
+scrape time, so one scrape of any web process sees every worker on every machine."""
+
+from __future__ import annotations
+
+from django.db.models import F, Sum
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from metrics.models import LatencyBin, ScoreCell
+from metrics.services.rollups import BINS_PER_DECADE, duration_of_bin, rollups_refresh
+from moderation.models import ModelVersion, Upload
+from reviews.models import ReviewRound
+
+# Histogram bucket bounds in ms, each on an edge of the latency bins (10 ** (k / 20)), so the
+# cumulative counts are exact: 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 ms.
+BUCKET_BINS = (14, 20, 28, 34, 40, 48, 54, 60, 68, 74, 80)
+
+
+class VigilCollector:
+    def collect(self):
+        uploads = GaugeMetricFamily("vigil_uploads", "Uploads by current status.", labels=["status"])
+        by_status = dict(Upload.objects.order_by().values_list("status").annotate(n=Sum(1)).values_list("status", "n"))
+        for status in Upload.Status.values:
+            uploads.add_metric([status], by_status.get(status, 0))
+        yield uploads
+        yield CounterMetricFamily("vigil_uploads_created", "Uploads accepted.", value=sum(by_status.values()))
+
+        names = dict(ModelVersion.objects.values_list("pk", "name"))
+        routed = CounterMetricFamily(
+            "vigil_routing_decisions", "Routing outcomes of scored uploads.", labels=["model_version", "outcome"]
+        )
+        sums = ScoreCell.objects.values("model_version").annotate(
+            a=Sum("auto_approved"), r=Sum("auto_rejected"), q=Sum("queued"), n=Sum("scored")
+        )
+        for row in sums.order_by("model_version"):
+            name = names.get(row["model_version"], str(row["model_version"]))
+            routed.add_metric([name, "auto_approved"], row["a"])
+            routed.add_metric([name, "auto_rejected"], row["r"])
+            routed.add_metric([name, "queued"], row["q"])
+        yield routed
+
+        queue = GaugeMetricFamily("vigil_queue_depth", "Open review rounds by reason.", labels=["reason"])
+        open_rounds = dict(
+            ReviewRound.objects.filter(status=ReviewRound.Status.OPEN)
+            .order_by()
+            .values_list("reason")
+            .annotate(n=Sum(1))
+            .values_list("reason", "n")
+        )
+        for reason in ReviewRound.Reason.values:
+            queue.add_metric([reason], open_rounds.get(reason, 0))
+        yield queue
+
+        latency = HistogramMetricFamily(
+            "vigil_scoring_latency_seconds",
+            "Decode, preprocess and inference time per upload (from the hourly roll-ups).",
+            labels=["model_version"],
+        )
+        histograms: dict[int, dict[int, int]] = {}
+        for version, b, n in (
+            LatencyBin.objects.filter(metric=LatencyBin.Metric.SCORING)
+            .values("model_version", "bin")
+            .annotate(n=Sum("count"))
+            .values_list("model_version", "bin", "n")
+        ):
+            histograms.setdefault(version, {})[b] = n
+        for version, bins in sorted(histograms.items()):
+            buckets = [
+                (f"{10 ** (k / BINS_PER_DECADE) / 1000:.6g}", sum(n for b, n in bins.items() if b < k))
+                for k in BUCKET_BINS
+            ]
+            total = sum(bins.values())
+            approximate_sum = sum(duration_of_bin(b) * n for b, n in bins.items()) / 1000
+            latency.add_metric([names.get(version, str(version))], [*buckets, ("+Inf", total)], approximate_sum)
+        yield latency
+
+        failures = CounterMetricFamily(
+            "vigil_scoring_failures", "Uploads sent to humans because scoring failed.", value=by_status.get("failed", 0)
+        )
+        yield failures
+        retries = Upload.objects.filter(score_attempts__gt=1).aggregate(n=Sum(F("score_attempts") - 1))["n"] or 0
+        yield CounterMetricFamily("vigil_scoring_retries", "Scoring attempts beyond the first.", value=retries)
+
+        active = GaugeMetricFamily("vigil_model_active", "The model version routing traffic.", labels=["model_version"])
+        for name in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("name", flat=True):
+            active.add_metric([name], 1)
+        yield active
+
+
+def exposition() -> bytes:
+    rollups_refresh()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(VigilCollector())
+    return generate_latest(registry)
