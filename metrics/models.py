@@ -64,6 +64,26 @@ class LatencyBin(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.metric} bin {self.bin}: {self.count}"
 
 
+class WindowSummary(models.Model):
+    """One model version's cells summed over one standard window, kept by the beat task so the
+    admin pages read one row instead of summing an hourly row per cell (a cell-hour table holds
+    about one row per score at fine bins; a window holds at most one per cell)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    window = models.CharField(max_length=8)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    computed_at = models.DateTimeField()
+    cells = models.JSONField()  # [[cell key, scored, auto_approved, …], …] in traffic.COUNTS order
+    hourly = models.JSONField()  # [[ISO hour, scored], …]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model_version", "window"], name="window_summary_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} {self.window} as of {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
 class QueueHour(models.Model):
     """Review rounds opened and closed in an hour; the queue depth is their running difference."""
 
@@ -79,6 +99,8 @@ class RollupState(models.Model):
     """How far the roll-ups are up to date (one row)."""
 
     refreshed_until = models.DateTimeField(null=True)
+    # When a refresh last recomputed any hour: summaries computed before it may be stale.
+    changed_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="rollup_state_single_row")]

@@ -19,7 +19,7 @@ from metrics.forms import PolicyForm, TargetsForm, ViewForm
 from metrics.models import LatencyBin
 from metrics.prometheus import exposition
 from metrics.selectors.operations import latency_percentiles, queue_depth_series, throughput
-from metrics.selectors.traffic import model_vs_humans, totals, traffic_cells
+from metrics.selectors.traffic import model_vs_humans, totals
 from metrics.selectors.windows import window_named
 from metrics.services.projection import (
     NoLabels,
@@ -30,6 +30,7 @@ from metrics.services.projection import (
     traffic_from_cells,
 )
 from metrics.services.rollups import rollups_refresh
+from metrics.services.summaries import window_summary
 from moderation.bins import EDGES, TOP
 from moderation.models import ModelVersion, ThresholdPolicy
 from moderation.services.model_versions import model_version_ensure_active
@@ -66,7 +67,8 @@ def thresholds(request: HttpRequest) -> HttpResponse:
     rollups_refresh()
     view_form, window, model_version, _ = _selection(request)
     policy = policy_current()
-    cells = traffic_cells(model_version=model_version, window=window)
+    summary = window_summary(model_version=model_version, window=window)
+    cells = summary.cells
     traffic = traffic_from_cells(cells, days=window.days, categories=sorted(policy.thresholds))
     categories = traffic.categories
     policy_form = PolicyForm(request.POST or None, categories=categories)
@@ -110,6 +112,7 @@ def thresholds(request: HttpRequest) -> HttpResponse:
     context = {
         "view_form": view_form,
         "window": window,
+        "as_of": summary.computed_at,
         "model_version": model_version,
         "versions": _versions(),
         "policy": policy,
@@ -177,14 +180,15 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     rollups_refresh()
     view_form, window, model_version, threshold = _selection(request)
-    cells = traffic_cells(model_version=model_version, window=window)
-    counts = totals(cells)
-    vs_humans = model_vs_humans(cells, threshold=threshold)
-    flow = throughput(model_version=model_version, window=window)
+    summary = window_summary(model_version=model_version, window=window)
+    counts = totals(summary.cells)
+    vs_humans = model_vs_humans(summary.cells, threshold=threshold)
+    flow = throughput(hourly=summary.hourly, window=window)
     depth = queue_depth_series(window=window)
     context = {
         "view_form": view_form,
         "window": window,
+        "as_of": summary.computed_at,
         "model_version": model_version,
         "versions": _versions(),
         "counts": counts,

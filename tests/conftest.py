@@ -23,6 +23,12 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def fresh_metrics(settings):
+    """Admin pages recompute window figures as soon as the roll-ups change."""
+    settings.VIGIL_METRICS_MAX_STALENESS = 0
+
+
+@pytest.fixture(autouse=True)
 def no_audit_sampling(settings):
     """Audit sampling picks uploads by a hash of their random id; tests that want it turn it on."""
     settings.VIGIL_AUDIT_APPROVED_RATE = 0.0

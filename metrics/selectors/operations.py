@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
-from metrics.models import LatencyBin, QueueHour, ScoreCell
+from metrics.models import LatencyBin, QueueHour
 from metrics.selectors.windows import Window
 from metrics.services.rollups import duration_of_bin
 from moderation.models import ModelVersion
@@ -53,14 +53,8 @@ class Throughput:
     hourly: list[tuple[datetime, int]]
 
 
-def throughput(*, model_version: ModelVersion, window: Window) -> Throughput:
-    hourly = list(
-        ScoreCell.objects.filter(model_version=model_version, hour__gte=window.since, hour__lt=window.until)
-        .values("hour")
-        .annotate(n=Sum("scored"))
-        .order_by("hour")
-        .values_list("hour", "n")
-    )
+def throughput(*, hourly: list[tuple[datetime, int]], window: Window) -> Throughput:
+    """From the scored-per-hour series of a window summary."""
     scored = sum(n for _, n in hourly)
     peak = max(hourly, key=lambda row: row[1], default=(None, 0))
     return Throughput(

@@ -72,7 +72,8 @@ def rollups_refresh(*, rebuild: bool = False) -> int:
     hours = sorted(_touched_hours(since))
     for hour in hours:
         rollup_hour(hour)
-    RollupState.objects.filter(pk=1).update(refreshed_until=now)
+    changes = {"changed_at": timezone.now()} if hours else {}
+    RollupState.objects.filter(pk=1).update(refreshed_until=now, **changes)
     return len(hours)
 
 
