@@ -6,7 +6,10 @@ Creates (and afterwards drops) its own PostgreSQL database, bulk-generates uploa
 (two categories), review rounds and one decision each in SQL, spread over ``--days``, builds the
 hourly roll-ups once, then times, as an admin through Django's test client:
 
-- the metrics dashboard and the threshold page (with its live-projection data), per window;
+- the metrics dashboard and the threshold page (with its live-projection data), per window,
+  reading the window summary that beat keeps (the pages' normal path);
+- recomputing a window summary (what beat does every few minutes, and what a page does when it
+  finds none);
 - the threshold projection alone (cells → projection), and a "suggest";
 - the incremental roll-up refresh after one more decision;
 - the baseline, in the same run: the same dashboard figures computed straight from the raw
@@ -52,7 +55,7 @@ def generate(connection, *, decisions: int, days: int, model_version_id: int, po
             f"""
             CREATE TEMP TABLE gen AS
             SELECT g AS n, gen_random_uuid() AS id,
-                   now() - (random() * interval '{days} days') AS created_at,
+                   now() - interval '3 hours' - (random() * interval '{days} days') AS created_at,
                    random() < 0.3 AS harmful
             FROM generate_series(1, {decisions}) g;
             ALTER TABLE gen ADD COLUMN weapon float8, ADD COLUMN nudity float8;
@@ -215,6 +218,11 @@ def main() -> int:
         cells = traffic_cells(model_version=model_version, window=window)
         traffic = traffic_from_cells(cells, days=window.days)
         positions = positions_from_thresholds(policy.thresholds)
+        from metrics.services.summaries import _compute
+
+        report["summary_compute"] = {
+            key: timed(lambda key=key: _compute(model_version, window_named(key)), 2) for key in ("24h", "7d", "30d")
+        }
         report["projection"] = {
             "cells": len(cells),
             "read cells (30d)": timed(lambda: traffic_cells(model_version=model_version, window=window), args.repeat),
@@ -243,6 +251,9 @@ def main() -> int:
     print(f"{'what':45} {'median ms':>10} {'max ms':>10}")
     for name, figures in report["pages"].items():
         print(f"{'page: ' + name:45} {figures['median_ms']:10.0f} {figures['max_ms']:10.0f}")
+    for name, figures in report["summary_compute"].items():
+        label = "summary recomputed (beat or cold): " + name
+        print(f"{label:45} {figures['median_ms']:10.0f} {figures['max_ms']:10.0f}")
     for name in ("read cells (30d)", "project", "suggest"):
         figures = report["projection"][name]
         print(f"{'projection: ' + name:45} {figures['median_ms']:10.1f} {figures['max_ms']:10.1f}")

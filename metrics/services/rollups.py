@@ -26,6 +26,7 @@ from reviews.models import Decision, ReviewRound
 OVERLAP = timedelta(minutes=5)
 BINS_PER_DECADE = 20  # durations: bins about 12 % wide
 HOUR = timedelta(hours=1)
+CHUNK = 5000
 
 
 def duration_bin(value: float) -> int:
@@ -50,11 +51,15 @@ def _touched_hours(since: datetime | None) -> set[datetime]:
             | _hours(rounds, "created_at")
             | _hours(rounds.exclude(closed_at=None), "closed_at")
         )
-    changed = Upload.objects.filter(updated_at__gte=since)
+    hours = _hours(Score.objects.filter(created_at__gte=since), "created_at")
+    # Ids first, by the updated_at index; then their scores by the upload index, in chunks.
+    changed = list(Upload.objects.filter(updated_at__gte=since).values_list("pk", flat=True))
+    for start in range(0, len(changed), CHUNK):
+        ids = changed[start : start + CHUNK]
+        hours |= _hours(Score.objects.filter(upload_id__in=ids), "created_at")
+        hours |= _hours(Upload.objects.filter(pk__in=ids).exclude(decided_at=None), "decided_at")
     return (
-        _hours(Score.objects.filter(created_at__gte=since), "created_at")
-        | _hours(Score.objects.filter(upload__in=changed), "created_at")
-        | _hours(changed.exclude(decided_at=None), "decided_at")
+        hours
         | _hours(ReviewRound.objects.filter(created_at__gte=since), "created_at")
         | _hours(ReviewRound.objects.filter(closed_at__gte=since), "closed_at")
     )
