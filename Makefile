@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services browser lint format bench-thresholds bench-classifier clean
+.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-thresholds: $(VENV)/.runtime-installed
 ## bench-classifier: fine-tune and evaluate every backbone on realbench, with baselines (about 30 min on 2 cores)
 bench-classifier: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.classifier --data $${DATA:-../shared/datasets/realbench}
+
+## bench-metrics: admin pages with 1,000,000 decisions in PostgreSQL (about 7 min)
+bench-metrics: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.metrics
 
 clean:
 	rm -rf var/broker var/test-vigil.sqlite3*
