@@ -20,7 +20,9 @@ BUCKET_BINS = (14, 20, 28, 34, 40, 48, 54, 60, 68, 74, 80)
 class VigilCollector:
     def collect(self):
         uploads = GaugeMetricFamily("vigil_uploads", "Uploads by current status.", labels=["status"])
-        by_status = dict(Upload.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        by_status = dict(
+            Upload.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        )
         for status in Upload.Status.values:
             uploads.add_metric([status], by_status.get(status, 0))
         yield uploads
