@@ -8,7 +8,7 @@ import pytest
 from accounts.roles import Role
 from metrics.selectors.traffic import traffic_cells
 from metrics.selectors.windows import window_named
-from metrics.services.projection import project, traffic_from_cells
+from metrics.services.projection import positions_from_thresholds, project, traffic_from_cells
 from moderation.bins import EDGES
 from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.policies import policy_current
@@ -25,6 +25,7 @@ def test_sliders_update_the_projection_like_the_server_computes_it(live_server):
     moderator = make_user(Role.MODERATOR)
     for score, label in [(0.001, "safe")] * 6 + [(0.01, "harmful"), (0.2, "safe"), (0.3, "harmful"), (0.7, "harmful")]:
         labelled(moderator, score, label)
+    policy = policy_current()
     with chromium_page(live_server.url) as page:
         sign_in_with_keyboard(page, "boss")
         page.goto("/insights/thresholds/?window=24h")
@@ -43,25 +44,20 @@ def test_sliders_update_the_projection_like_the_server_computes_it(live_server):
         shown["harmful-approved"] = page.locator("[data-out=harmful-approved]").inner_text()
         page.screenshot(path=str(screenshot_dir() / "thresholds.png"), full_page=True)
 
-        policy = policy_current()
-        positions = {"weapon": (a, r), "nudity": None}
-        from metrics.services.projection import positions_from_thresholds
-
-        positions["nudity"] = positions_from_thresholds(policy.thresholds)["nudity"]
-        cells = traffic_cells(model_version=model_version_ensure_active(), window=window_named("24h"))
-        expected = project(traffic_from_cells(cells, days=1, categories=["nudity", "weapon"]), positions)
-        assert shown == {
-            "approved": str(expected.approved),
-            "queued": str(expected.queued),
-            "rejected": str(expected.rejected),
-            "harmful-approved": str(expected.harmful_approved),
-        }
-        assert expected.approved > 6  # the move changed something
-
         page.locator("textarea[name=reason]").fill("wider auto-approve, measured on the last day")
         with page.expect_navigation():
             page.locator("#policy-form button[type=submit]").click()
         assert "Saved policy" in page.content()
+    positions = {"weapon": (a, r), "nudity": positions_from_thresholds(policy.thresholds)["nudity"]}
+    cells = traffic_cells(model_version=model_version_ensure_active(), window=window_named("24h"))
+    expected = project(traffic_from_cells(cells, days=1, categories=["nudity", "weapon"]), positions)
+    assert shown == {
+        "approved": str(expected.approved),
+        "queued": str(expected.queued),
+        "rejected": str(expected.rejected),
+        "harmful-approved": str(expected.harmful_approved),
+    }
+    assert expected.approved > 6  # the move changed something
     saved = policy_current()
     assert saved.version == policy.version + 1
     assert saved.thresholds["weapon"] == {"approve_below": EDGES[a], "reject_from": EDGES[r]}
