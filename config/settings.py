@@ -209,6 +209,8 @@ if not (0 <= VIGIL_AUDIT_APPROVED_RATE <= 1 and 0 <= VIGIL_AUDIT_REJECTED_RATE <
 VIGIL_METRICS_TOKEN = env_str("VIGIL_METRICS_TOKEN", "")
 # Admin pages may show window figures this many seconds old (x2 for 7 days, x5 for 30, x10 for 90).
 VIGIL_METRICS_MAX_STALENESS = env_int("VIGIL_METRICS_MAX_STALENESS", 60, minimum=0)
+# A new upload within this many bits (pHash, 0-7) of a human-rejected image is auto-rejected.
+VIGIL_KNOWN_IMAGE_DISTANCE = env_int("VIGIL_KNOWN_IMAGE_DISTANCE", 4, minimum=0)
 VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from moderation.models import ModelVersion, Score, ThresholdPolicy, Upload
+from moderation.models import KnownImage, ModelEvent, ModelVersion, Score, ThresholdPolicy, Upload
 
 
 @admin.register(Upload)
@@ -30,6 +30,35 @@ class ThresholdPolicyAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ThresholdPolicy._meta.fields]
 
     def has_add_permission(self, request) -> bool:  # new versions go through policy_create
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(KnownImage)
+class KnownImageAdmin(admin.ModelAdmin):
+    """Admins review the remembered hashes and remove wrong ones (delete)."""
+
+    list_display = ("phash", "label", "upload", "labelled_by", "updated_at")
+    list_filter = ("label",)
+    search_fields = ("phash", "upload__id")
+    readonly_fields = [f.name for f in KnownImage._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # entries come from human decisions
+        return False
+
+
+@admin.register(ModelEvent)
+class ModelEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "model_version", "action", "actor", "note")
+    list_filter = ("action",)
+    readonly_fields = [f.name for f in ModelEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:

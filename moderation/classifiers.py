@@ -1,7 +1,8 @@
 """One loaded classifier per worker process, keyed by model version.
 
 Loading a model takes seconds; each worker process keeps the one it last used. A new active
-version is loaded on first use and the old one dropped, so workers switch without a restart.
+version is loaded on first use and the least recently used one dropped (two stay loaded: the
+active model and a shadow candidate), so workers switch without a restart.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from django.conf import settings
@@ -24,7 +26,9 @@ class ModelIntegrityError(RuntimeError):
 
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str, str], Classifier] = {}
+# The active version and, in shadow mode, the candidate beside it; the least recently used goes.
+_loaded: OrderedDict[tuple[str, str, str], Classifier] = OrderedDict()
+MAX_LOADED = 2
 
 
 def classifier_for(model_version: ModelVersion) -> Classifier:
@@ -33,14 +37,17 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
     key = (model_version.architecture, model_version.weights_sha256, json.dumps(model_version.config, sort_keys=True))
     with _lock:
         classifier = _loaded.get(key)
-        if classifier is None:
+        if classifier is not None:
+            _loaded.move_to_end(key)
+        else:
             threads = settings.VIGIL_TORCH_THREADS or None
             logger.info("loading model version %s (%s)", model_version.name, model_version.architecture)
             _check_weights(model_version)
             classifier = build_classifier(
                 model_version.architecture, model_version.config, weights=model_version.weights, threads=threads
             )
-            _loaded.clear()
+            while len(_loaded) >= MAX_LOADED:
+                _loaded.popitem(last=False)
             _loaded[key] = classifier
         return classifier
 

@@ -160,3 +160,67 @@ class ThresholdPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"policy v{self.version}"
+
+
+class KnownImage(models.Model):
+    """A picture humans have labelled, by perceptual hash. A new upload within
+    ``VIGIL_KNOWN_IMAGE_DISTANCE`` bits of a harmful one is auto-rejected; a match with a safe one
+    is shown to moderators. One row per hash: the latest human label stands.
+
+    ``c0``..``c7`` are the hash's eight bytes, indexed: two hashes within 7 bits of each other
+    share at least one byte (pigeonhole), so candidates come from eight index lookups."""
+
+    class Label(models.TextChoices):
+        HARMFUL = "harmful"
+        SAFE = "safe"
+
+    phash = models.CharField(max_length=16, unique=True)
+    label = models.CharField(max_length=7, choices=Label.choices)
+    upload = models.ForeignKey(Upload, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    labelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    c0 = models.PositiveSmallIntegerField(db_index=True)
+    c1 = models.PositiveSmallIntegerField(db_index=True)
+    c2 = models.PositiveSmallIntegerField(db_index=True)
+    c3 = models.PositiveSmallIntegerField(db_index=True)
+    c4 = models.PositiveSmallIntegerField(db_index=True)
+    c5 = models.PositiveSmallIntegerField(db_index=True)
+    c6 = models.PositiveSmallIntegerField(db_index=True)
+    c7 = models.PositiveSmallIntegerField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.phash} ({self.label})"
+
+
+class ModelEvent(models.Model):
+    """The audit log of the model registry: what happened to which version, who did it, why.
+    Rows are only ever added."""
+
+    class Action(models.TextChoices):
+        REGISTERED = "registered"
+        SHADOW = "shadow", "Shadow scoring started"
+        ACTIVATED = "activated"
+        ROLLED_BACK = "rolled_back", "Rolled back to"
+        RETIRED = "retired"
+        AUTO_PROMOTED = "auto_promoted", "Promoted by the rule"
+        HELD = "held", "Held for an admin"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="events")
+    action = models.CharField(max_length=14, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} {self.action} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -23,7 +23,7 @@ from accounts.decorators import role_required
 from accounts.roles import Role, user_has_role
 from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
 from reviews.models import ReviewRound
-from reviews.selectors.history import decisions_on_similar, preferences_for
+from reviews.selectors.history import decisions_on_similar, known_matches_for, preferences_for
 from reviews.selectors.queue import Ordering, QueueFilters, queue_counts, queue_page_rounds
 from reviews.selectors.stats import moderator_stats
 from reviews.services.claims import ClaimUnavailable, round_claim, round_release, round_renew, rounds_claim
@@ -116,6 +116,7 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "categories": category_choices()[:5],
             "default_category": top or settings.VIGIL_REVIEW_CATEGORIES[-1],
             "history": decisions_on_similar(upload=upload),
+            "known_matches": known_matches_for(upload=upload),
             "recent": decisions_recent(moderator=request.user),
             "undo_depth": UNDO_DEPTH,
             "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,

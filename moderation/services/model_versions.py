@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.ml.files import atomic_write, file_sha256
-from moderation.models import ModelVersion
+from moderation.models import ModelEvent, ModelVersion
 
 BASELINE_NAME = "baseline-imagenet-nsfw-v1"
 
@@ -28,6 +28,12 @@ class NoActiveModel(RuntimeError):
 
 class RegistryError(ValueError):
     """A registry request that cannot be carried out; the message says why."""
+
+
+def model_event_record(
+    *, model_version: ModelVersion, action: str, actor: AbstractBaseUser | None = None, note: str = ""
+) -> ModelEvent:
+    return ModelEvent.objects.create(model_version=model_version, action=action, actor=actor, note=note)
 
 
 def model_version_register_baseline() -> ModelVersion:
@@ -83,7 +89,7 @@ def model_version_register(
         raise RegistryError(f"a model version named {name!r} already exists")
     stored = _copy_into_registry(source, sha256)
     categories = [meta["category"]] + ([NUDITY] if nudity and meta["category"] != NUDITY else [])
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         name=name,
         architecture=checkpoints.ARCHITECTURE,
         weights=str(stored),
@@ -100,10 +106,17 @@ def model_version_register(
         metrics=meta["metrics"],
         notes=notes,
     )
+    model_event_record(model_version=version, action=ModelEvent.Action.REGISTERED, note=notes)
+    return version
 
 
 def model_version_activate(
-    *, model_version: ModelVersion, apply_thresholds: bool = False, user: AbstractBaseUser | None = None
+    *,
+    model_version: ModelVersion,
+    apply_thresholds: bool = False,
+    user: AbstractBaseUser | None = None,
+    action: str = ModelEvent.Action.ACTIVATED,
+    note: str = "",
 ) -> ModelVersion:
     """Make ``model_version`` the one that routes traffic; the previous one is retired.
 
@@ -114,12 +127,20 @@ def model_version_activate(
     from moderation.services.policies import policy_create, policy_current
 
     with transaction.atomic():
-        ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).exclude(
-            pk=model_version.pk
-        ).update(status=ModelVersion.Status.RETIRED)
+        previous = list(
+            ModelVersion.objects.select_for_update()
+            .filter(status=ModelVersion.Status.ACTIVE)
+            .exclude(pk=model_version.pk)
+        )
+        ModelVersion.objects.filter(pk__in=[p.pk for p in previous]).update(status=ModelVersion.Status.RETIRED)
         ModelVersion.objects.filter(pk=model_version.pk).update(
             status=ModelVersion.Status.ACTIVE, activated_at=timezone.now()
         )
+        for old in previous:
+            model_event_record(
+                model_version=old, action=ModelEvent.Action.RETIRED, actor=user, note=f"replaced by {model_version}"
+            )
+        model_event_record(model_version=model_version, action=action, actor=user, note=note)
         if apply_thresholds:
             suggested = (model_version.metrics or {}).get("suggested_thresholds")
             if not suggested:
@@ -142,7 +163,24 @@ def model_version_rollback(*, apply_thresholds: bool = False, user: AbstractBase
     )
     if previous is None:
         raise RegistryError("no previously active model version to roll back to")
-    return model_version_activate(model_version=previous, apply_thresholds=apply_thresholds, user=user)
+    return model_version_activate(
+        model_version=previous, apply_thresholds=apply_thresholds, user=user, action=ModelEvent.Action.ROLLED_BACK
+    )
+
+
+def model_version_shadow(*, model_version: ModelVersion, user: AbstractBaseUser | None = None) -> ModelVersion:
+    """Let a candidate score new uploads beside the active model without routing them, so the
+    dashboard compares the two on live traffic. Workers pick it up on their next task."""
+    if model_version.status not in (ModelVersion.Status.CANDIDATE, ModelVersion.Status.RETIRED):
+        raise RegistryError(f"{model_version.name} is {model_version.status}; only candidates go to shadow")
+    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.SHADOW)
+    model_event_record(model_version=model_version, action=ModelEvent.Action.SHADOW, actor=user)
+    model_version.refresh_from_db()
+    return model_version
+
+
+def model_versions_shadow() -> list[ModelVersion]:
+    return list(ModelVersion.objects.filter(status=ModelVersion.Status.SHADOW).order_by("pk"))
 
 
 def model_version_get(*, name: str) -> ModelVersion:

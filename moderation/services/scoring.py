@@ -22,9 +22,10 @@ from PIL import Image
 from moderation.classifiers import classifier_for
 from moderation.imaging import ALLOWED_FORMATS
 from moderation.ml.images import load_rgb
-from moderation.models import ModelVersion, Score, Upload
-from moderation.routing import Route, route_scores
-from moderation.services.model_versions import model_version_ensure_active
+from moderation.models import KnownImage, ModelVersion, Score, Upload
+from moderation.routing import Route, RoutingOutcome, route_scores
+from moderation.services.known_images import known_image_matches
+from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.policies import policy_current
 from moderation.signals import upload_routed
 
@@ -86,6 +87,13 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
     """Route a pending upload by the current policy. Returns False if it was no longer pending."""
     policy = policy_current()
     outcome = route_scores(score.category_scores, policy.thresholds)
+    known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
+    if known_bad:
+        nearest = known_bad[0]
+        outcome = RoutingOutcome(
+            Route.REJECT,
+            f"matches an image humans rejected (upload {nearest.known.upload_id}, pHash distance {nearest.distance})",
+        )
     now = timezone.now()
     final = outcome.route in (Route.APPROVE, Route.REJECT)
     with transaction.atomic():
@@ -146,7 +154,21 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
         raise
     routed = upload_route(upload=upload, score=score)
     upload.refresh_from_db(fields=["status"])
+    if routed:
+        scores_create_shadow(upload=upload)
     return ScoringResult(upload.pk, upload.status, routed_now=routed)
+
+
+def scores_create_shadow(*, upload: Upload) -> list[Score]:
+    """Score ``upload`` with every shadow model version too. Shadow scores never route; a shadow
+    model that fails is logged and skipped, so a candidate cannot disturb production."""
+    scores = []
+    for shadow in model_versions_shadow():
+        try:
+            scores.append(score_create(upload=upload, model_version=shadow))
+        except Exception:
+            logger.exception("shadow model %s failed on upload %s", shadow.name, upload.pk)
+    return scores
 
 
 def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
 from moderation.models import Upload
+from moderation.services.known_images import known_image_matches
 from reviews.models import Decision, ModeratorPreferences
 
 
@@ -17,6 +18,11 @@ def decisions_on_similar(*, upload: Upload, limit: int = 20) -> list[Decision]:
         .select_related("moderator", "round", "upload")
         .order_by("-created_at")[:limit]
     )
+
+
+def known_matches_for(*, upload: Upload) -> list:
+    """Human-labelled pictures near this one (same or close perceptual hash), other than itself."""
+    return [m for m in known_image_matches(phash=upload.phash) if m.known.upload_id != upload.pk]
 
 
 def preferences_for(user: AbstractBaseUser) -> ModeratorPreferences:

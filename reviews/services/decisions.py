@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.models import Upload
+from moderation.services.known_images import known_image_forget, known_image_record
 from reviews.models import Decision, QueueSettings, ReviewRound
 from reviews.services.claims import lease_until
 from reviews.services.rounds import round_open
@@ -96,6 +97,7 @@ def decision_create(
             upload_decided_by_before=upload.decided_by,
             time_spent_ms=time_spent_ms,
         )
+        known_image_record(upload=upload, label=label, labelled_by=moderator)
         if (
             label == Decision.Label.HARMFUL
             and round_.reason in (ReviewRound.Reason.MODEL, ReviewRound.Reason.FAILED)
@@ -176,6 +178,7 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
         if undone != 1:
             raise DecisionConflict("That decision was already undone.")
         later.filter(status=ReviewRound.Status.OPEN).update(status=ReviewRound.Status.CANCELLED, closed_at=now)
+        known_image_forget(upload=upload)
         if decision.upload_status_before in Upload.AWAITING_HUMAN:
             decided_at = None
         elif decision.upload_decided_by_before == Upload.DecidedBy.AUTO:
