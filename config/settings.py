@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "moderation",
     "reviews",
     "metrics",
+    "feedback",
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +187,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Periodic tasks live in the database (django-celery-beat), so admins edit schedules in the admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Vigil --------------------------------------------------------------------------------
@@ -211,6 +215,16 @@ VIGIL_METRICS_TOKEN = env_str("VIGIL_METRICS_TOKEN", "")
 VIGIL_METRICS_MAX_STALENESS = env_int("VIGIL_METRICS_MAX_STALENESS", 60, minimum=0)
 # A new upload within this many bits (pHash, 0-7) of a human-rejected image is auto-rejected.
 VIGIL_KNOWN_IMAGE_DISTANCE = env_int("VIGIL_KNOWN_IMAGE_DISTANCE", 4, minimum=0)
+# Retraining (feedback/services/retrain.py): run when this many new human labels exist.
+VIGIL_RETRAIN_MIN_LABELS = env_int("VIGIL_RETRAIN_MIN_LABELS", 500, minimum=1)
+VIGIL_RETRAIN_BACKBONE = env_str("VIGIL_RETRAIN_BACKBONE", "efficientnet_lite2")
+VIGIL_RETRAIN_IMAGE_SIZE = env_int("VIGIL_RETRAIN_IMAGE_SIZE", 0, minimum=0)  # 0: the backbone's default
+VIGIL_RETRAIN_EPOCHS = env_int("VIGIL_RETRAIN_EPOCHS", 60, minimum=1)
+VIGIL_RETRAIN_AUG_VIEWS = env_int("VIGIL_RETRAIN_AUG_VIEWS", 4, minimum=0)
+VIGIL_RETRAIN_VAL_FRACTION = env_float("VIGIL_RETRAIN_VAL_FRACTION", 0.2)
+# Promotion rule: a candidate replaces the active model by itself only if its F1 beats it by this.
+VIGIL_PROMOTION_F1_MARGIN = env_float("VIGIL_PROMOTION_F1_MARGIN", 0.01)
+VIGIL_PROMOTION_AUTO = env_bool("VIGIL_PROMOTION_AUTO", True)
 VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

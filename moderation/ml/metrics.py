@@ -61,6 +61,28 @@ def suggest_thresholds(
     return {"approve_below": round(approve_below, 6), "reject_from": round(reject_from, 6)}
 
 
+def comparison_metrics(labels: Sequence[int], scores: Sequence[float], *, precision: float = 0.9) -> dict[str, float]:
+    """Threshold-free figures for comparing two models on the same images, whatever their
+    calibration: ROC AUC, the best F1 over all thresholds, and harmful recall at the threshold
+    where ``precision`` of the flagged images are harmful (the most a precise model catches)."""
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    curve_precision, curve_recall, _ = skm.precision_recall_curve(labels, scores)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(
+            curve_precision + curve_recall > 0,
+            2 * curve_precision * curve_recall / (curve_precision + curve_recall),
+            0.0,
+        )
+    precise = curve_recall[curve_precision >= precision]
+    return {
+        "roc_auc": _auc(labels, scores),
+        "f1": float(f1.max()),
+        "harmful_recall": float(precise.max()) if len(precise) else 0.0,
+        "images": int(len(labels)),
+    }
+
+
 @dataclass
 class Evaluation:
     labels: np.ndarray

@@ -229,7 +229,26 @@ def _run_epochs(net, config, views, val_features, val_labels, device, epochs, *,
     return best_state, best_epoch, epoch
 
 
-def train(config: TrainConfig) -> TrainResult:
+class _Reporting:
+    """Wraps a progress bar so every update also reaches ``on_progress(stage, fraction)``."""
+
+    def __init__(self, bar, on_progress, stage: str, start: float, span: float, total: int) -> None:
+        self.bar, self.on_progress, self.stage = bar, on_progress, stage
+        self.start, self.span, self.total, self.done = start, span, max(total, 1), 0
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.stage, self.start + self.span * min(self.done / self.total, 1.0))
+
+    def __getattr__(self, name):
+        return getattr(self.bar, name)
+
+
+def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
+    """Train and save ``model.pt``. ``on_progress(stage, fraction)`` is told how far it got:
+    frozen features are the first half, epochs the second."""
     started = time.perf_counter()
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -251,7 +270,8 @@ def train(config: TrainConfig) -> TrainResult:
         key["pool"] = config.pool  # with nothing unfrozen, the cached output is already pooled
     common = {"device": device, "workers": config.workers, "min_side": pre.resize_to, "cache_dir": cache_dir}
     total = len(train_samples) * (1 + config.aug_views) + len(val_samples)
-    with _progress(config.progress, total=total, desc="features", unit="img") as bar:
+    with _progress(config.progress, total=total, desc="features", unit="img") as raw_bar:
+        bar = _Reporting(raw_bar, on_progress, "features", 0.0, 0.5, total)
         plain = eval_transform(pre)
         views = [
             cached_frozen_features(net, train_samples, plain, key_parts={**key, "view": 0}, progress=bar, **common)
@@ -273,8 +293,9 @@ def train(config: TrainConfig) -> TrainResult:
     metrics_path = out / "metrics.csv"
     with (
         metrics_path.open("w", newline="") as handle,
-        _progress(config.progress, total=config.epochs, desc="epochs") as bar,
+        _progress(config.progress, total=config.epochs, desc="epochs") as raw_bar,
     ):
+        bar = _Reporting(raw_bar, on_progress, "epochs", 0.5, 0.5, config.epochs)
         writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS, extrasaction="ignore")
         writer.writeheader()
 
