@@ -13,6 +13,7 @@ urlpatterns = [
     path("uploads/", include("moderation.urls")),
     path("review/", include("reviews.urls")),
     path("insights/", include("metrics.urls")),
+    path("feedback/", include("feedback.urls")),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("moderation.api_urls")),

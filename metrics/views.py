@@ -19,7 +19,8 @@ from metrics.forms import PolicyForm, TargetsForm, ViewForm
 from metrics.models import LatencyBin
 from metrics.prometheus import exposition
 from metrics.selectors.operations import latency_percentiles, queue_depth_series, throughput
-from metrics.selectors.traffic import model_vs_humans, totals
+from metrics.selectors.traffic import model_vs_humans, totals, traffic_cells
+from metrics.selectors.windows import Window
 from metrics.selectors.windows import window_named
 from metrics.services.projection import (
     NoLabels,
@@ -32,7 +33,7 @@ from metrics.services.projection import (
 from metrics.services.rollups import rollups_refresh
 from metrics.services.summaries import window_summary
 from moderation.bins import EDGES, TOP
-from moderation.models import ModelVersion, ThresholdPolicy
+from moderation.models import ModelEvent, ModelVersion, ThresholdPolicy
 from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.policies import policy_create, policy_current
 from reviews.selectors.queue import rounds_open
@@ -175,6 +176,27 @@ def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
+def _shadow_comparison(window):
+    """The active model and each shadow candidate on the same live traffic: the hours of the
+    window since the latest shadow began scoring (both scored every upload routed since)."""
+    shadows = list(ModelVersion.objects.filter(status=ModelVersion.Status.SHADOW))
+    if not shadows:
+        return None
+    started = (
+        ModelEvent.objects.filter(model_version__in=shadows, action=ModelEvent.Action.SHADOW)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    ) or window.since
+    since = max(window.since, started.replace(minute=0, second=0, microsecond=0))
+    span = Window(key=window.key, since=since, until=window.until)
+    rows = []
+    for version in [model_version_ensure_active(), *shadows]:
+        cells = traffic_cells(model_version=version, window=span)
+        rows.append({"version": version, "scored": totals(cells)["scored"], "vs": model_vs_humans(cells)})
+    return {"since": since, "rows": rows}
+
+
 @admin_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -207,5 +229,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "volume": series_chart("Scored per hour", flow.hourly, y_label="uploads"),
         },
         "edges": EDGES,
+        "comparison": _shadow_comparison(window),
     }
     return render(request, "metrics/dashboard.html", context)

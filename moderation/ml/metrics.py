@@ -79,7 +79,7 @@ def comparison_metrics(labels: Sequence[int], scores: Sequence[float], *, precis
         "roc_auc": _auc(labels, scores),
         "f1": float(f1.max()),
         "harmful_recall": float(precise.max()) if len(precise) else 0.0,
-        "images": int(len(labels)),
+        "images": len(labels),
     }
 
 
