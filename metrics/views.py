@@ -20,8 +20,7 @@ from metrics.models import LatencyBin
 from metrics.prometheus import exposition
 from metrics.selectors.operations import latency_percentiles, queue_depth_series, throughput
 from metrics.selectors.traffic import model_vs_humans, totals, traffic_cells
-from metrics.selectors.windows import Window
-from metrics.selectors.windows import window_named
+from metrics.selectors.windows import Window, window_named
 from metrics.services.projection import (
     NoLabels,
     positions_from_thresholds,
