@@ -1,0 +1,71 @@
+import io
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from feedback.models import TrainingRun
+from moderation.models import ModelEvent, ModelVersion
+from tests.feedback.test_export import decide
+
+PAGES = [("get", "feedback:export", []), ("get", "feedback:training", []), ("post", "feedback:training", [])]
+PAGES += [("get", "feedback:models", [])]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "name", "args"), PAGES)
+def test_feedback_pages_are_for_admins_only(client, uploader, moderator, admin_user, method, name, args):
+    url = reverse(name, args=args)
+    assert getattr(client, method)(url).url.startswith(reverse("login"))
+    for user in (uploader, moderator):
+        client.force_login(user)
+        assert getattr(client, method)(url).status_code == 403
+    assert not TrainingRun.objects.exists()
+    client.force_login(admin_user)
+    assert getattr(client, method)(url).status_code in (200, 302)
+
+
+@pytest.mark.django_db
+def test_export_page_streams_a_zip_and_manifests(client, admin_user, moderator):
+    decide(moderator, "harmful")
+    decide(moderator, "safe")
+    client.force_login(admin_user)
+    response = client.get(reverse("feedback:export"), {"format": "zip", "val_fraction": "0.5", "seed": "1"})
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Disposition"].startswith('attachment; filename="vigil-feedback-')
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert len([n for n in archive.namelist() if n.endswith(".jpg")]) == 2
+    csv_response = client.get(
+        reverse("feedback:export"), {"format": "csv", "val_fraction": "0.5", "seed": "1", "label": "safe"}
+    )
+    lines = b"".join(csv_response.streaming_content).decode().splitlines()
+    assert lines[0].startswith("file,label,split,sha256") and len(lines) == 2
+    bad = client.get(reverse("feedback:export"), {"format": "zip", "val_fraction": "2", "seed": "1"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.django_db
+def test_starting_a_run_queues_one_and_refuses_a_second(client, admin_user):
+    client.force_login(admin_user)
+    client.post(reverse("feedback:training"), {"force": "1"})
+    run = TrainingRun.objects.get()
+    assert (run.status, run.trigger, run.requested_by) == ("queued", "admin", admin_user)
+    response = client.post(reverse("feedback:training"), follow=True)
+    assert "already queued or running" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+    fragment = client.get(reverse("feedback:training_run", args=[run.pk]))
+    assert 'hx-trigger="every 2s"' in fragment.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_model_action_that_cannot_apply_says_why(client, admin_user):
+    from moderation.services.model_versions import model_version_ensure_active
+
+    active = model_version_ensure_active()
+    client.force_login(admin_user)
+    response = client.post(reverse("feedback:model_action", args=[active.pk]), {"action": "shadow"}, follow=True)
+    assert "only candidates go to shadow" in response.content.decode()
+    response = client.post(reverse("feedback:model_action", args=[active.pk]), {"action": "rollback"}, follow=True)
+    assert "no previously active model version" in response.content.decode()
+    assert ModelVersion.objects.get(pk=active.pk).status == "active"
+    assert not ModelEvent.objects.filter(actor=admin_user).exists()
