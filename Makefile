@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics clean
+.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-classifier: $(VENV)/.dev-installed
 ## bench-metrics: admin pages with 1,000,000 decisions in PostgreSQL (about 7 min)
 bench-metrics: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.metrics
+
+## bench-export: export 100,000 labelled images with bounded memory (PostgreSQL; about 2 min)
+bench-export: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.export
 
 clean:
 	rm -rf var/broker var/test-vigil.sqlite3*
