@@ -190,6 +190,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks live in the database (django-celery-beat), so admins edit schedules in the admin.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+# Retraining takes minutes to hours: it has its own queue and worker, so scoring never waits on it.
+CELERY_TASK_ROUTES = {"feedback.tasks.*": {"queue": "training"}}
 
 # --- Vigil --------------------------------------------------------------------------------
 VIGIL_MAX_UPLOAD_BYTES = env_int("VIGIL_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
