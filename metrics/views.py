@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -30,7 +32,7 @@ from metrics.services.projection import (
     traffic_from_cells,
 )
 from metrics.services.rollups import rollups_refresh
-from metrics.services.summaries import window_summary
+from metrics.services.summaries import Summary, window_summary
 from moderation.bins import EDGES, TOP
 from moderation.models import ModelEvent, ModelVersion, ThresholdPolicy
 from moderation.services.model_versions import model_version_ensure_active
@@ -41,9 +43,29 @@ from reviews.services.reroute import queue_reroute
 admin_required = role_required(Role.ADMIN)
 
 
-def _selection(request: HttpRequest):
+@dataclass(frozen=True)
+class Selection:
+    """Which model version, window and operating threshold a page shows, and its window summary."""
+
+    form: ViewForm
+    window: Window
+    model_version: ModelVersion
+    threshold: float
+    summary: Summary
+
+    def context(self) -> dict:
+        return {
+            "view_form": self.form,
+            "window": self.window,
+            "as_of": self.summary.computed_at,
+            "model_version": self.model_version,
+            "versions": ModelVersion.objects.exclude(status=ModelVersion.Status.RETIRED).order_by("-created_at"),
+        }
+
+
+def _selection(request: HttpRequest) -> Selection:
+    rollups_refresh()
     form = ViewForm(request.GET)
-    form.is_valid()
     data = form.cleaned_data if form.is_valid() else {}
     window = window_named(data.get("window"))
     name = data.get("model")
@@ -54,21 +76,17 @@ def _selection(request: HttpRequest):
     else:
         model_version = model_version_ensure_active()
     threshold = data.get("threshold")
-    return form, window, model_version, 0.5 if threshold is None else threshold
-
-
-def _versions():
-    return ModelVersion.objects.exclude(status=ModelVersion.Status.RETIRED).order_by("-created_at")
+    summary = window_summary(model_version=model_version, window=window)
+    return Selection(form, window, model_version, 0.5 if threshold is None else threshold, summary)
 
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def thresholds(request: HttpRequest) -> HttpResponse:
-    rollups_refresh()
-    view_form, window, model_version, _ = _selection(request)
+    selection = _selection(request)
+    window = selection.window
     policy = policy_current()
-    summary = window_summary(model_version=model_version, window=window)
-    cells = summary.cells
+    cells = selection.summary.cells
     traffic = traffic_from_cells(cells, days=window.days, categories=sorted(policy.thresholds))
     categories = traffic.categories
     policy_form = PolicyForm(request.POST or None, categories=categories)
@@ -110,11 +128,7 @@ def thresholds(request: HttpRequest) -> HttpResponse:
     vs_humans = model_vs_humans(cells)
     charts = _curves(vs_humans, projection)
     context = {
-        "view_form": view_form,
-        "window": window,
-        "as_of": summary.computed_at,
-        "model_version": model_version,
-        "versions": _versions(),
+        **selection.context(),
         "policy": policy,
         "history": ThresholdPolicy.objects.select_related("created_by")[:20],
         "rows": [
@@ -199,24 +213,21 @@ def _shadow_comparison(window):
 @admin_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    rollups_refresh()
-    view_form, window, model_version, threshold = _selection(request)
-    summary = window_summary(model_version=model_version, window=window)
+    selection = _selection(request)
+    window, summary = selection.window, selection.summary
     counts = totals(summary.cells)
-    vs_humans = model_vs_humans(summary.cells, threshold=threshold)
+    vs_humans = model_vs_humans(summary.cells, threshold=selection.threshold)
     flow = throughput(hourly=summary.hourly, window=window)
     depth = queue_depth_series(window=window)
     context = {
-        "view_form": view_form,
-        "window": window,
-        "as_of": summary.computed_at,
-        "model_version": model_version,
-        "versions": _versions(),
+        **selection.context(),
         "counts": counts,
         "vs_humans": vs_humans,
         "overturn_rate": counts["overturned"] / counts["audited"] if counts["audited"] else None,
         "agreement": counts["peer_agreed"] / counts["peer_compared"] if counts["peer_compared"] else None,
-        "scoring": latency_percentiles(metric=LatencyBin.Metric.SCORING, window=window, model_version=model_version),
+        "scoring": latency_percentiles(
+            metric=LatencyBin.Metric.SCORING, window=window, model_version=selection.model_version
+        ),
         "to_decision": latency_percentiles(metric=LatencyBin.Metric.TO_DECISION, window=window),
         "to_human": latency_percentiles(metric=LatencyBin.Metric.TO_HUMAN_DECISION, window=window),
         "throughput": flow,

@@ -3,6 +3,19 @@ from django.contrib import admin
 from moderation.models import KnownImage, ModelEvent, ModelVersion, Score, ThresholdPolicy, Upload
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records: shown to admins, never added, changed or deleted here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Upload)
 class UploadAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "decided_by", "submitter", "format", "created_at")
@@ -25,18 +38,11 @@ class ScoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(ThresholdPolicy)
-class ThresholdPolicyAdmin(admin.ModelAdmin):
+class ThresholdPolicyAdmin(ReadOnlyAdmin):
+    """New versions go through the threshold page (policy_create)."""
+
     list_display = ("version", "created_by", "created_at", "reason")
     readonly_fields = [f.name for f in ThresholdPolicy._meta.fields]
-
-    def has_add_permission(self, request) -> bool:  # new versions go through policy_create
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(KnownImage)
@@ -53,16 +59,7 @@ class KnownImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelEvent)
-class ModelEventAdmin(admin.ModelAdmin):
+class ModelEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "model_version", "action", "actor", "note")
     list_filter = ("action",)
     readonly_fields = [f.name for f in ModelEvent._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,17 +1,7 @@
 from django.contrib import admin
 
+from moderation.admin import ReadOnlyAdmin
 from reviews.models import Decision, ModeratorPreferences, QueueSettings, ReviewRound
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Decision)

@@ -55,3 +55,21 @@ def make_round(upload: Upload | None = None, *, reason: str = "model", score: fl
     Upload.objects.filter(pk=upload.pk).update(**changes)
     upload.refresh_from_db()
     return round_open(upload=upload, reason=reason, **kwargs)
+
+
+def route_with(upload: Upload, category_scores: dict[str, float]) -> Upload:
+    """Route ``upload`` as the scoring task would, from the given scores (no model run)."""
+    from moderation.models import Score
+    from moderation.services.model_versions import model_version_ensure_active
+    from moderation.services.scoring import upload_route
+
+    score = Score.objects.create(
+        upload=upload,
+        model_version=model_version_ensure_active(),
+        harmful_score=max(category_scores.values()),
+        category_scores=category_scores,
+        latency_ms=1.0,
+    )
+    assert upload_route(upload=upload, score=score)
+    upload.refresh_from_db()
+    return upload

@@ -1,13 +1,11 @@
 import pytest
 
-from moderation.models import KnownImage, Score, Upload
+from moderation.models import KnownImage, Upload
 from moderation.services.known_images import hamming, known_image_matches, known_image_record
-from moderation.services.model_versions import model_version_ensure_active
-from moderation.services.scoring import upload_route
 from reviews.models import ReviewRound
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create, decision_undo
-from tests.factories import make_round, make_upload
+from tests.factories import make_round, make_upload, route_with
 from tests.images import photo_jpeg
 
 
@@ -16,16 +14,7 @@ def flip(phash: str, bits: int) -> str:
 
 
 def route(upload: Upload, value: float = 0.0001) -> Upload:
-    score = Score.objects.create(
-        upload=upload,
-        model_version=model_version_ensure_active(),
-        harmful_score=value,
-        category_scores={"weapon": value, "nudity": 0.0},
-        latency_ms=1.0,
-    )
-    assert upload_route(upload=upload, score=score)
-    upload.refresh_from_db()
-    return upload
+    return route_with(upload, {"weapon": value, "nudity": 0.0})
 
 
 @pytest.mark.django_db

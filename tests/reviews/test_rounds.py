@@ -3,25 +3,15 @@ import uuid
 import pytest
 
 from moderation.models import Score, Upload
-from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.scoring import upload_mark_failed, upload_route
 from reviews.models import QueueSettings, ReviewRound
 from reviews.services.rounds import audit_sampled, queue_keys
 from tests.factories import make_upload
+from tests.factories import route_with as routed
 
 
 def route_with(score_value: float) -> Upload:
-    upload = make_upload()
-    score = Score.objects.create(
-        upload=upload,
-        model_version=model_version_ensure_active(),
-        harmful_score=score_value,
-        category_scores={"weapon": score_value, "nudity": 0.0},
-        latency_ms=1.0,
-    )
-    assert upload_route(upload=upload, score=score)
-    upload.refresh_from_db()
-    return upload
+    return routed(make_upload(), {"weapon": score_value, "nudity": 0.0})
 
 
 @pytest.mark.django_db
