@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "metrics",
     "feedback",
     "django_celery_beat",
+    "pgtrigger",
 ]
 
 MIDDLEWARE = [

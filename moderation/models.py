@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -157,6 +158,7 @@ class ThresholdPolicy(models.Model):
     class Meta:
         ordering = ["-version"]
         verbose_name_plural = "threshold policies"
+        triggers = [pgtrigger.Protect(name="policy_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
     def __str__(self) -> str:
         return f"policy v{self.version}"
@@ -221,6 +223,7 @@ class ModelEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        triggers = [pgtrigger.Protect(name="model_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
 
     def __str__(self) -> str:
         return f"{self.model_version_id} {self.action} at {self.created_at:%Y-%m-%d %H:%M}"

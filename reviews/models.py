@@ -7,6 +7,7 @@ unique key) and is append-only labelled feedback; a correction or an undo never 
 
 from __future__ import annotations
 
+import pgtrigger
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -108,6 +109,8 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Append-only, enforced by PostgreSQL itself: no UPDATE or DELETE reaches a decision.
+        triggers = [pgtrigger.Protect(name="decision_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
         indexes = [
             models.Index(fields=["upload", "-created_at"], name="decision_upload_created"),
             models.Index(fields=["moderator", "-created_at"], name="decision_moderator_created"),
