@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -28,6 +28,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return drf_exception_handler(exc, context)
 
 
+@extend_schema_field({"type": "string", "description": 'A JSON object, e.g. {"user": 42}'})
 class JSONObjectField(serializers.Field):
     """A JSON object given as a string (multipart form) or an object (JSON body)."""
 
