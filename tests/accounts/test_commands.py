@@ -49,7 +49,7 @@ def test_create_user_with_role_can_sign_in(client, role):
     user = get_user_model().objects.get(username="sam")
     assert user_role(user) is role
     assert user.is_staff == (role is Role.ADMIN)
-    assert client.login(username="sam", password="a-long-password-1")
+    assert client.post("/login/", {"username": "sam", "password": "a-long-password-1"}).status_code == 302
 
 
 @pytest.mark.django_db

@@ -72,7 +72,8 @@ def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, m
     assert body["decision"]["label"] == "safe"
 
     # A moderator signs in and decides the queued photo; the API then shows the human decision.
-    assert client.login(username=moderator.username, password="pw-for-tests-1")
+    signed_in = client.post(reverse("login"), {"username": moderator.username, "password": "pw-for-tests-1"})
+    assert signed_in.status_code == 302
     queue = client.get(reverse("reviews:queue") + "?ordering=oldest")
     rounds = {str(r.upload_id): r for r in queue.context["page"]}
     assert set(rounds) == {ids["astronaut"], ids["rocket"]}
