@@ -1,0 +1,214 @@
+"""Every URL and API endpoint × every role, anonymous included: the status each one gets.
+
+A URL added to the project without a row here fails ``test_every_url_is_in_the_matrix``, so the
+matrix stays complete. Codes: 200 shown, 302 redirected (to sign in, for anonymous), 401/403
+refused, 404 hidden (someone else's upload). An API token grants the API only: on the web pages
+its holder is anonymous.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from accounts.roles import Role
+from accounts.services import api_client_create
+from feedback.models import TrainingRun
+from moderation.services.model_versions import model_version_ensure_active
+from tests.factories import make_round, make_upload, make_user
+
+ROLES = ("anonymous", "uploader", "other_uploader", "moderator", "admin", "api_client")
+
+# name: (method, {role: expected status})
+MATRIX: dict[str, tuple[str, dict[str, int]]] = {
+    "home": (
+        "get",
+        {"anonymous": 302, "uploader": 302, "other_uploader": 302, "moderator": 302, "admin": 302, "api_client": 302},
+    ),
+    "login": ("get", dict.fromkeys(ROLES, 200)),
+    "moderation:uploads": (
+        "get",
+        {"anonymous": 302, "uploader": 200, "other_uploader": 200, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "moderation:upload": (
+        "get",
+        {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "moderation:upload_image": (
+        "get",
+        {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "moderation:upload_original": (
+        "get",
+        {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:queue": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:next": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 302, "admin": 302, "api_client": 302},
+    ),
+    "reviews:grid": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:undo": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 302, "admin": 302, "api_client": 302},
+    ),
+    "reviews:preferences": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:stats": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:round": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    "reviews:decide": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 400, "admin": 400, "api_client": 302},
+    ),
+    "reviews:skip": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 302, "admin": 302, "api_client": 302},
+    ),
+    "reviews:lease": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 409, "admin": 409, "api_client": 302},
+    ),
+    "metrics:thresholds": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "metrics:dashboard": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:export": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:training": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:training_run": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:models": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:model_action": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
+    ),
+    "prometheus-metrics": (
+        "get",
+        {"anonymous": 401, "uploader": 401, "other_uploader": 401, "moderator": 401, "admin": 200, "api_client": 401},
+    ),
+    "api-uploads": (
+        "get",
+        {"anonymous": 401, "uploader": 200, "other_uploader": 200, "moderator": 200, "admin": 200, "api_client": 200},
+    ),
+    "api-upload": (
+        "get",
+        {"anonymous": 401, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 404},
+    ),
+    # The API's description is public, as for most APIs; every endpoint it describes is not.
+    "api-schema": (
+        "get",
+        {"anonymous": 200, "uploader": 200, "other_uploader": 200, "moderator": 200, "admin": 200, "api_client": 200},
+    ),
+    "api-docs": (
+        "get",
+        {"anonymous": 200, "uploader": 200, "other_uploader": 200, "moderator": 200, "admin": 200, "api_client": 200},
+    ),
+    # Django's admin site: staff (admins) only; everyone else is sent to its sign-in page.
+    "admin:index": (
+        "get",
+        {"anonymous": 302, "uploader": 302, "other_uploader": 302, "moderator": 302, "admin": 200, "api_client": 302},
+    ),
+    # Last: it ends the session.
+    "logout": ("post", dict.fromkeys(ROLES, 302)),
+}
+
+
+def named_urls(patterns=None, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}:{pattern.namespace}".strip(":") if pattern.namespace else namespace
+            names |= named_urls(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(f"{namespace}:{pattern.name}".strip(":"))
+    return names
+
+
+def test_every_url_is_in_the_matrix():
+    project = {n for n in named_urls() if not n.startswith("admin:")} | {"admin:index"}
+    assert project == set(MATRIX), "add the new URL to MATRIX with the status each role should get"
+
+
+@pytest.fixture
+def world(db):
+    uploader = make_user(Role.UPLOADER, username="owner")
+    round_ = make_round(make_upload(uploader), score=0.2)
+    _, token = api_client_create(name="platform")
+    return {
+        "users": {
+            "uploader": uploader,
+            "other_uploader": make_user(Role.UPLOADER, username="stranger"),
+            "moderator": make_user(Role.MODERATOR, username="mod"),
+            "admin": make_user(Role.ADMIN, username="boss"),
+        },
+        "token": token,
+        "args": {
+            "upload_id": round_.upload_id,
+            "round_id": round_.pk,
+            "run_id": TrainingRun.objects.create(trigger="admin").pk,
+            "version_id": model_version_ensure_active().pk,
+        },
+    }
+
+
+def _url(name: str, args: dict) -> str:
+    """The URL, with whichever id its pattern takes."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        pass
+    for key, value in args.items():
+        try:
+            return reverse(name, kwargs={key: value})
+        except NoReverseMatch:
+            continue
+    raise AssertionError(f"cannot build {name}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_the_expected_status_everywhere(client, world, role):
+    api = APIClient()
+    if role == "api_client":
+        api.credentials(HTTP_AUTHORIZATION=f"Token {world['token']}")
+        http = api
+    elif role == "anonymous":
+        http = client
+    else:
+        client.force_login(world["users"][role])
+        http = client
+    seen = {}
+    for name, (method, _) in MATRIX.items():
+        url = _url(name, world["args"])
+        response = getattr(http, method)(url)
+        seen[name] = response.status_code
+    wanted = {name: expected[role] for name, (_, expected) in MATRIX.items()}
+    assert seen == wanted
