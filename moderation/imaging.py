@@ -80,6 +80,8 @@ def _check_dimensions(image: Image.Image, *, max_pixels: int, max_frames: int) -
 def inspect_image(data: bytes, *, max_pixels: int, max_frames: int, display_max_side: int) -> InspectedImage:
     """Check ``data`` and decode it once; raise :class:`ImageRejected` with a clear message."""
     saved_truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    # Pillow's own bomb check (on open and on every seek) then fires at our limit, as an error.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -98,6 +100,11 @@ def _inspect(data: bytes, *, max_pixels: int, max_frames: int, display_max_side:
     with _open(data) as image:
         fmt = image.format
         frames = _check_dimensions(image, max_pixels=max_pixels, max_frames=max_frames)
+        # A later frame may declare a larger canvas than the first (a bomb in frame 2, say).
+        for index in range(1, frames):
+            image.seek(index)
+            _check_dimensions(image, max_pixels=max_pixels, max_frames=max_frames)
+        image.seek(0)
         image.verify()
     with _open(data) as image:
         if image.format != fmt:

@@ -65,7 +65,10 @@ def celery_worker(log_path: Path, *, ready_timeout: float = 120):
         f"--hostname=test-{os.getpid()}@%h",
     ]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group, so a test can kill the worker and its pool at once.
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + ready_timeout
         while " ready." not in log_path.read_text():

@@ -79,6 +79,15 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
+def _gif_bomb_in_frame_2() -> bytes:
+    """A valid 8x8 GIF, then a second frame declaring a 10,000 x 10,000 canvas."""
+    first = Image.new("P", (8, 8), 0)
+    first.putpalette([0, 0, 0, 255, 255, 255])
+    data = encode(first, "GIF")
+    frame = b"\x2c" + struct.pack("<HHHH", 0, 0, 10_000, 10_000) + b"\x00\x02\x02\x4c\x01\x00"
+    return data[:-1] + frame + b";"
+
+
 def _gif(frames: int) -> bytes:
     images = [Image.new("RGB", (8, 8), (i * 9 % 256, 255 - i * 9 % 256, 0)) for i in range(frames)]
     return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=10)
@@ -91,11 +100,23 @@ def _gif(frames: int) -> bytes:
         (solid((200, 200))[:300], "corrupt or truncated"),
         (solid((64, 64), fmt="PNG")[:60] + b"<html><script>alert(1)</script></html>", "corrupt or truncated"),
         (_png_header_only(100_000, 100_000), "the limit is 4,000,000 pixels"),
+        (_png_header_only(3_000, 3_000), "the limit is 4,000,000 pixels"),
+        (_gif_bomb_in_frame_2(), "the limit is 4,000,000 pixels"),
         (_gif(25), "25 frames; the limit is 20"),
         (encode(Image.new("RGB", (8, 8)), "BMP"), "not a JPEG, PNG, WebP or GIF"),
         (encode(Image.new("RGB", (8, 8)), "TIFF"), "not a JPEG, PNG, WebP or GIF"),
     ],
-    ids=["text", "truncated-jpeg", "html-after-png-header", "huge-dimensions", "too-many-frames", "bmp", "tiff"],
+    ids=[
+        "text",
+        "truncated-jpeg",
+        "html-after-png-header",
+        "huge-dimensions",
+        "over-the-limit",
+        "bomb-in-frame-2",
+        "too-many-frames",
+        "bmp",
+        "tiff",
+    ],
 )
 def test_hostile_files_are_refused_with_a_message(data, message):
     with pytest.raises(ImageRejected, match=message):
