@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from metrics import views as metrics_views
 from moderation import views as moderation_views
+from moderation.apis import api_not_found
 
 urlpatterns = [
     path("", moderation_views.home, name="home"),
@@ -19,4 +20,5 @@ urlpatterns = [
     path("api/v1/", include("moderation.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api_not_found),
 ]

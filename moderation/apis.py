@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import parsers, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -48,6 +49,40 @@ class JSONObjectField(serializers.Field):
         return value
 
 
+# Error bodies, as DRF writes them: per-field messages for a 400, {"detail": ...} otherwise.
+FIELD_ERRORS = OpenApiResponse(
+    inline_serializer(
+        name="FieldErrors",
+        fields={"image": serializers.ListField(child=serializers.CharField(), required=False)},
+    ),
+    description="Bad input: a list of messages per field (for example image, external_id, metadata).",
+)
+
+
+DETAIL = inline_serializer(name="Detail", fields={"detail": serializers.CharField()})
+
+
+def _detail(description: str) -> OpenApiResponse:
+    return OpenApiResponse(DETAIL, description)
+
+
+UNAUTHORIZED = _detail("No token, or an invalid one.")
+NOT_FOUND = _detail("No such upload, or not yours.")
+PAGE = inline_serializer(
+    name="UploadPage",
+    fields={
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": UploadOutput(many=True),
+    },
+)
+
+
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    """Unknown API paths answer JSON, like the rest of the API, not the HTML 404 page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
 class UploadPagination(CursorPagination):
     page_size = 50
     ordering = "-created_at"
@@ -69,8 +104,16 @@ class UploadListCreateApi(APIView):
         return super().get_throttles() if self.request.method == "POST" else []
 
     @extend_schema(
+        operation_id="uploads_create",
         request={"multipart/form-data": InputSerializer},
-        responses={201: UploadOutput, 200: UploadOutput},
+        responses={
+            201: UploadOutput,
+            200: UploadOutput,
+            400: FIELD_ERRORS,
+            401: UNAUTHORIZED,
+            415: _detail("Not a multipart form."),
+            429: _detail("Too many uploads; retry after the Retry-After header's seconds."),
+        },
         description="Submit an image. A repeated external_id returns the first upload with 200.",
     )
     def post(self, request: Request) -> Response:
@@ -92,7 +135,7 @@ class UploadListCreateApi(APIView):
             raise ValidationError({"image": [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(responses=UploadOutput(many=True))
+    @extend_schema(operation_id="uploads_list", responses={200: PAGE, 401: UNAUTHORIZED})
     def get(self, request: Request) -> Response:
         uploads = uploads_visible_to(request.user).filter(submitter=request.user)
         paginator = UploadPagination()
@@ -101,7 +144,7 @@ class UploadListCreateApi(APIView):
 
 
 class UploadDetailApi(APIView):
-    @extend_schema(responses=UploadOutput)
+    @extend_schema(responses={200: UploadOutput, 401: UNAUTHORIZED, 404: NOT_FOUND})
     def get(self, request: Request, upload_id: str) -> Response:
         upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
         return Response(UploadOutput(upload).data)
