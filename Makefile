@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export clean
+.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -67,6 +67,14 @@ bench-metrics: $(VENV)/.dev-installed
 ## bench-export: export 100,000 labelled images with bounded memory (PostgreSQL; about 2 min)
 bench-export: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.export
+
+## bench: the end-to-end pipeline against the model-only ceiling (real stack; PostgreSQL + Redis when up)
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.pipeline
+
+## bench-queue: claiming and the review page with 1,000,000 queued uploads in PostgreSQL
+bench-queue: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.queue
 
 clean:
 	rm -rf var/broker var/test-vigil.sqlite3*

@@ -1,0 +1,404 @@
+"""End to end, against the model's own limit: upload → score → route on the real stack.
+
+    python -m bench.pipeline [--uploads 120] [--data ../shared/datasets/realbench]   (make bench)
+
+Starts the real stack: gunicorn (web), one Celery worker, on PostgreSQL + Redis when they
+answer on 127.0.0.1 (else the embedded SQLite + filesystem broker), and says which. Then:
+
+1. **ceiling**: the active model alone on images already decoded and reduced to its input scale,
+   batched as the worker batches, in this process: the most the worker could route per second;
+2. **full speed**: ``--uploads`` photos posted through the HTTP API at once (mixed sizes: 1, 3
+   and 12-megapixel JPEGs made from scikit-image's photos, and realbench photos when present):
+   uploads routed per second, and the ratio to the ceiling;
+3. **half load**: uploads at half the measured full-speed rate: upload→routed latency
+   p50/p95/p99 (``routed_at - created_at`` of each upload);
+4. **upload API** alone (worker stopped): 1-megapixel JPEGs accepted per second;
+5. peak resident memory of the worker and the web processes.
+
+Prints one table and writes JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
+SIZES = {"1MP": (1155, 866), "3MP": (2000, 1500), "12MP": (4000, 3000)}
+
+
+def services_available() -> bool:
+    try:
+        import psycopg
+        import redis
+
+        psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", connect_timeout=2).close()
+        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def make_images(data_dir: str | None, count: int) -> list[tuple[str, bytes]]:
+    from PIL import Image
+
+    from tests.images import photo
+
+    rng = random.Random(7)
+    images = []
+    mix = ["1MP"] * 4 + ["3MP"] * 4 + ["12MP"] * 2
+    for i in range(count):
+        size = mix[i % len(mix)]
+        picture = photo(PHOTOS[i % len(PHOTOS)]).resize(SIZES[size], Image.Resampling.BILINEAR)
+        # Different crops and qualities: every file differs.
+        left, top = rng.randint(0, 40), rng.randint(0, 40)
+        picture = picture.crop((left, top, picture.width - 40 + left, picture.height - 40 + top))
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=rng.randint(80, 92))
+        images.append((size, buffer.getvalue()))
+    if data_dir and Path(data_dir).is_dir():
+        real = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        for i, path in enumerate(real[: count // 4]):
+            images[i * 4 + 1] = ("realbench", path.read_bytes())
+    return images
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The highest VmHWM among the process and its children (the pool process holds the model)."""
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    best = 0.0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    best = max(best, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return best
+
+
+def post(url: str, token: str, data: bytes, name: str) -> int:
+    boundary = secrets.token_hex(16)
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={"Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return response.status
+
+
+class Stack:
+    def __init__(self, env: dict, var: Path) -> None:
+        self.env, self.var = env, var
+        self.port = free_port()
+        self.web = self.worker = None
+
+    def manage(self, *args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=True
+        ).stdout
+
+    def start_web(self) -> None:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.web = subprocess.Popen(
+            [
+                str(gunicorn),
+                "config.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=(self.var / "web.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/login/", timeout=2)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError((self.var / "web.log").read_text()[-3000:]) from None
+                time.sleep(0.3)
+
+    def start_worker(self) -> None:
+        log = self.var / f"worker-{time.monotonic_ns()}.log"
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 180
+        while " ready." not in log.read_text():
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text()[-3000:])
+            time.sleep(0.2)
+        time.sleep(3)  # the pool process warms the model after "ready"
+
+    def stop(self, process) -> None:
+        if process and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def ceiling(images: list[tuple[str, bytes]], seconds: float = 20.0) -> dict:
+    """The active model on pre-decoded images at its input scale, one at a time as the worker does."""
+    from PIL import Image
+
+    from moderation.classifiers import classifier_for
+    from moderation.services.model_versions import model_version_ensure_active
+
+    classifier = classifier_for(model_version_ensure_active())
+    side = getattr(classifier, "min_decode_side", 256)
+    ready = []
+    for _, data in images[:20]:
+        picture = Image.open(io.BytesIO(data)).convert("RGB")
+        picture.thumbnail((side * 4, side * 4))
+        scale = side / min(picture.size)
+        ready.append(picture.resize((round(picture.width * scale), round(picture.height * scale))))
+    for picture in ready[:3]:
+        classifier.predict([picture])  # warm
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        classifier.predict([ready[done % len(ready)]])
+        done += 1
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": done / elapsed, "ms_per_image": 1000 * elapsed / done, "batch": 1}
+
+
+def wait_routed(ids: list[str], timeout: float) -> None:
+    from moderation.models import Upload
+
+    deadline = time.monotonic() + timeout
+    while Upload.objects.filter(pk__in=ids, status=Upload.Status.PENDING).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("uploads were not routed in time")
+        time.sleep(0.1)
+
+
+def latencies(ids: list[str]) -> list[float]:
+    from moderation.models import Upload
+
+    rows = Upload.objects.filter(pk__in=ids).values_list("created_at", "routed_at")
+    return sorted((routed - created).total_seconds() * 1000 for created, routed in rows)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=120)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "realbench"))
+    parser.add_argument("--api-uploads", type=int, default=300)
+    parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "pipeline.json"))
+    args = parser.parse_args()
+
+    var = Path(tempfile.mkdtemp(prefix="vigil-bench-pipeline-"))
+    real = services_available()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_", "DJANGO_"))},
+        "VIGIL_VAR_DIR": str(var),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+        "DJANGO_HSTS_SECONDS": "0",
+        "VIGIL_UPLOAD_THROTTLE": "1000000/min",
+        "VIGIL_AUDIT_APPROVED_RATE": "0",
+        "VIGIL_AUDIT_REJECTED_RATE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    database = "vigil_bench_pipeline"
+    if real:
+        import psycopg
+
+        with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{database}"')
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{database}"
+        env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/13"
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, db=13).flushdb()
+    os.environ.update(env)
+    stack = Stack(env, var)
+    report: dict = {"stack": "PostgreSQL + Redis" if real else "embedded (SQLite + filesystem broker)"}
+    print(f"stack: {report['stack']}", flush=True)
+    try:
+        stack.manage("migrate", "--noinput")
+        stack.manage("collectstatic", "--noinput")
+        token = stack.manage("create_api_client", "bench").strip().splitlines()[-1]
+        import django
+
+        django.setup()
+        images = make_images(args.data, args.uploads)
+        report["images"] = {size: sum(1 for s, _ in images if s == size) for size in {s for s, _ in images}}
+        print("measuring the model-only ceiling…", flush=True)
+        report["ceiling"] = ceiling(images)
+        stack.start_web()
+        stack.start_worker()
+        url = f"http://127.0.0.1:{stack.port}/api/v1/uploads/"
+
+        def submit(item) -> str:
+            index, (size, data) = item
+            post(url, token, data, f"{index}-{size}.jpg")
+            return str(index)
+
+        from moderation.models import Upload
+
+        print(f"full speed: {len(images)} uploads…", flush=True)
+        before = set(Upload.objects.values_list("pk", flat=True))
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(submit, enumerate(images)))
+        posted = time.perf_counter() - started
+        ids = [str(pk) for pk in Upload.objects.exclude(pk__in=before).values_list("pk", flat=True)]
+        wait_routed(ids, timeout=1800)
+        elapsed = time.perf_counter() - started
+        full = {"uploads": len(ids), "seconds": elapsed, "posting_s": posted, "routed_per_s": len(ids) / elapsed}
+        full["ratio_to_ceiling"] = full["routed_per_s"] / report["ceiling"]["images_per_s"]
+        report["full_speed"] = full
+
+        rate = full["routed_per_s"] / 2
+        count = max(30, len(images) // 2)
+        print(f"half load: {count} uploads at {rate:.2f}/s…", flush=True)
+        before = set(Upload.objects.values_list("pk", flat=True))
+        threads = []
+        started = time.perf_counter()
+        for i in range(count):
+            due = started + i / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+            thread = threading.Thread(target=submit, args=((10_000 + i, images[i % len(images)]),))
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        ids = [str(pk) for pk in Upload.objects.exclude(pk__in=before).values_list("pk", flat=True)]
+        wait_routed(ids, timeout=900)
+        values = latencies(ids)
+        report["half_load"] = {
+            "uploads": len(ids),
+            "rate_per_s": rate,
+            "p50_ms": percentile(values, 0.50),
+            "p95_ms": percentile(values, 0.95),
+            "p99_ms": percentile(values, 0.99),
+            "by_size_p95_ms": {},
+        }
+        report["worker_peak_rss_mb"] = peak_rss_mb(stack.worker.pid)
+
+        print(f"upload API alone: {args.api_uploads} 1-megapixel JPEGs…", flush=True)
+        stack.stop(stack.worker)
+        one_mp = [(s, d) for s, d in images if s == "1MP"]
+        batch = [(20_000 + i, one_mp[i % len(one_mp)]) for i in range(args.api_uploads)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(submit, batch))
+        elapsed = time.perf_counter() - started
+        report["upload_api"] = {"uploads": len(batch), "seconds": elapsed, "per_s": len(batch) / elapsed}
+        report["web_peak_rss_mb"] = peak_rss_mb(stack.web.pid)
+    finally:
+        stack.stop(stack.worker)
+        stack.stop(stack.web)
+        from django.db import connections
+
+        connections.close_all()
+        if real:
+            import psycopg
+
+            with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        shutil.rmtree(var, ignore_errors=True)
+
+    c, f, h, a = report["ceiling"], report["full_speed"], report["half_load"], report["upload_api"]
+    print(f"\nstack: {report['stack']}; images: {report['images']}")
+    rows = [
+        ("model-only ceiling (images/s)", f"{c['images_per_s']:.2f}", f"{c['ms_per_image']:.0f} ms each, batch 1"),
+        (
+            "end to end at full speed (routed/s)",
+            f"{f['routed_per_s']:.2f}",
+            f"{f['ratio_to_ceiling']:.2f} × ceiling (target ≥ 0.7)",
+        ),
+        ("half load: upload→routed p50 (ms)", f"{h['p50_ms']:.0f}", f"at {h['rate_per_s']:.2f} uploads/s"),
+        ("half load: p95 (ms)", f"{h['p95_ms']:.0f}", "target ≤ 250"),
+        ("half load: p99 (ms)", f"{h['p99_ms']:.0f}", ""),
+        ("upload API, 1 MP JPEGs (uploads/s)", f"{a['per_s']:.0f}", "scoring excluded; target ≥ 100"),
+        ("worker peak RSS (MB)", f"{report['worker_peak_rss_mb']:.0f}", "target ≤ 800"),
+        ("web peak RSS per process (MB)", f"{report['web_peak_rss_mb']:.0f}", "gunicorn, 2 processes × 4 threads"),
+    ]
+    for name, value, note in rows:
+        print(f"{name:40} {value:>9}  {note}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
