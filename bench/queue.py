@@ -83,7 +83,7 @@ def main() -> int:
             users={"submitter": submitter.pk, "moderators": [m.pk for m in moderators]},
         )
         with connection.cursor() as cursor:  # everything waits for a human: open rounds, no decisions
-            cursor.execute("DELETE FROM reviews_decision")
+            cursor.execute("TRUNCATE reviews_decision")  # decisions are append-only: no DELETE
             cursor.execute(
                 "UPDATE reviews_reviewround SET status = 'open', closed_at = NULL, claimed_by_id = NULL,"
                 " lease_expires_at = NULL"

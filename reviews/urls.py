@@ -11,6 +11,7 @@ urlpatterns = [
     path("undo/", views.undo, name="undo"),
     path("preferences/", views.preferences, name="preferences"),
     path("stats/", views.stats, name="stats"),
+    path("counts/", views.counts, name="counts"),
     path("r/<int:round_id>/", views.round_review, name="round"),
     path("r/<int:round_id>/decide", views.round_decide, name="decide"),
     path("r/<int:round_id>/skip", views.round_skip, name="skip"),

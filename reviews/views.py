@@ -111,7 +111,6 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "upload": upload,
             "form": form,
             "query": query,
-            "counts": queue_counts(),
             "prefs": prefs,
             "categories": category_choices()[:5],
             "default_category": top or settings.VIGIL_REVIEW_CATEGORIES[-1],
@@ -232,11 +231,21 @@ def grid(request: HttpRequest) -> HttpResponse:
             "bulk": bulk,
             "filter_form": form,
             "query": query,
-            "counts": queue_counts(filters=filters),
             "prefs": prefs,
             "categories": category_choices()[:5],
         },
         status=status,
+    )
+
+
+@moderator_required
+@require_GET
+def counts(request: HttpRequest) -> HttpResponse:
+    """The queue counts (htmx fragment). Review and grid pages load it after they render, and it
+    refreshes itself: counting a million open rounds should not slow the page a moderator waits on."""
+    _, filters, _, query = _slice(request)
+    return render(
+        request, "reviews/_counts.html", {"counts": queue_counts(filters=filters), "query": query, "live": True}
     )
 
 

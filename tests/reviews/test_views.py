@@ -253,3 +253,15 @@ def test_stats_show_a_moderator_their_own_row_and_an_admin_everyone(client, mode
         "colleague",
         "moderator",
     ]
+
+
+@pytest.mark.django_db
+def test_review_page_loads_the_counts_after_rendering(client, moderator):
+    round_ = make_round(score=0.2)
+    make_round(reason="failed")
+    client.force_login(moderator)
+    page = client.get(reverse("reviews:round", args=[round_.pk]) + "?ordering=oldest").content.decode()
+    assert 'hx-get="/review/counts/?ordering=oldest" hx-trigger="load"' in page
+    fragment = client.get(reverse("reviews:counts"), {"ordering": "oldest"})
+    body = fragment.content.decode()
+    assert fragment.status_code == 200 and "2</strong> waiting" in body and 'hx-trigger="every 15s"' in body

@@ -67,6 +67,10 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "get",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
     ),
+    "reviews:counts": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
     "reviews:round": (
         "get",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
