@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.scratch import scratch_database, seed_traffic
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,78 +91,50 @@ def main() -> int:
         child(args.child[0], int(args.child[1]), args.child[2])
         return 0
 
-    import psycopg
-
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    name = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
     results = []
     try:
-        import django
+        with scratch_database(args.database_url):
+            from django.db import connection
 
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connection
+            from tests.images import photo_jpeg
 
-        from accounts.roles import Role
-        from accounts.services import user_create
-        from bench.metrics import generate
-        from moderation.services.model_versions import model_version_ensure_active
-        from moderation.services.policies import policy_current
-        from tests.images import photo_jpeg
-
-        call_command("migrate", verbosity=0)
-        submitter = user_create(username="bench-platform", role=Role.UPLOADER, password=None)
-        moderators = [user_create(username=f"bench-mod{i}", role=Role.MODERATOR, password=None) for i in range(5)]
-        started = time.perf_counter()
-        generate(
-            connection,
-            decisions=args.images,
-            days=30,
-            model_version_id=model_version_ensure_active().pk,
-            policy_id=policy_current().pk,
-            users={"submitter": submitter.pk, "moderators": [m.pk for m in moderators]},
-        )
-        image = Path(os.environ["VIGIL_MEDIA_ROOT"]) / "originals" / "bench.jpg"
-        image.parent.mkdir(parents=True, exist_ok=True)
-        image.write_bytes(photo_jpeg("coffee", quality=40))
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE moderation_upload SET original = 'originals/bench.jpg'")
-        print(f"generated {args.images:,} uploads with decisions in {time.perf_counter() - started:.0f} s")
-        connection.close()
-        for fmt in ("zip", "imagefolder", "csv"):
-            for limit in (args.images // 10, 0):
-                out = media / f"out-{fmt}-{limit}"
-                line = (
-                    subprocess.run(
-                        [
-                            sys.executable,
-                            "-m",
-                            "bench.export",
-                            "--database-url",
-                            args.database_url,
-                            "--child",
-                            fmt,
-                            str(limit),
-                            str(out),
-                        ],
-                        cwd=ROOT,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        env=os.environ,
+            seeded = seed_traffic(uploads=args.images, moderators=5)
+            print(f"generated {args.images:,} uploads with decisions in {seeded['seconds']:.0f} s")
+            image = Path(os.environ["VIGIL_MEDIA_ROOT"]) / "originals" / "bench.jpg"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.write_bytes(photo_jpeg("coffee", quality=40))
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE moderation_upload SET original = 'originals/bench.jpg'")
+            connection.close()
+            for fmt in ("zip", "imagefolder", "csv"):
+                for limit in (args.images // 10, 0):
+                    out = media / f"out-{fmt}-{limit}"
+                    line = (
+                        subprocess.run(
+                            [
+                                sys.executable,
+                                "-m",
+                                "bench.export",
+                                "--database-url",
+                                args.database_url,
+                                "--child",
+                                fmt,
+                                str(limit),
+                                str(out),
+                            ],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                            env=os.environ,
+                        )
+                        .stdout.strip()
+                        .splitlines()[-1]
                     )
-                    .stdout.strip()
-                    .splitlines()[-1]
-                )
-                results.append(json.loads(line))
-                shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+                    results.append(json.loads(line))
+                    shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
     finally:
         shutil.rmtree(media, ignore_errors=True)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     header = ("format", "images", "seconds", "images/s", "baseline MB", "peak MB", "growth MB")
     print("{:12} {:>8} {:>8} {:>9} {:>12} {:>8} {:>10}".format(*header))

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from bench.scratch import scratch_database, seed_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,69 +41,6 @@ def timed(fn, repeat: int) -> dict:
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
     return {"median_ms": statistics.median(samples), "max_ms": samples[-1], "runs": repeat}
-
-
-def generate(connection, *, decisions: int, days: int, model_version_id: int, policy_id: int, users: dict) -> None:
-    """All rows in a few INSERT … SELECT statements. Scores: 30 % of images are harmful; weapon and
-    nudity scores lean towards the truth with noise; the cell key follows moderation/bins.py."""
-    bin_sql = (
-        "least(202, greatest(0, case when {s} >= 1 then 202 when {s} < 4.5397868702434395e-05 then 0 "
-        "else least(201, floor((ln({s} / (1 - {s})) + 10) / 0.1)::int + 1) end))"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")
-        cursor.execute(
-            f"""
-            CREATE TEMP TABLE gen AS
-            SELECT g AS n, gen_random_uuid() AS id,
-                   now() - interval '3 hours' - (random() * interval '{days} days') AS created_at,
-                   random() < 0.3 AS harmful
-            FROM generate_series(1, {decisions}) g;
-            ALTER TABLE gen ADD COLUMN weapon float8, ADD COLUMN nudity float8;
-            UPDATE gen SET weapon = CASE WHEN harmful THEN 1 - power(random(), 3) * 0.9
-                                         ELSE power(random(), 4) * 0.8 END,
-                           nudity = power(random(), 8) * CASE WHEN harmful THEN 0.9 ELSE 0.5 END;
-            """
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO moderation_upload (id, submitter_id, external_id, original, display, original_filename,
-                sha256, phash, format, width, height, frames, byte_size, metadata, status, decided_by,
-                status_reason, policy_id, score_attempts, created_at, routed_at, decided_at, updated_at)
-            SELECT id, {users["submitter"]}, '', 'originals/x/' || id || '.jpg', 'display/x/' || id || '.webp', '',
-                md5(id::text) || md5(n::text), substr(md5(n::text), 1, 16), 'JPEG', 1024, 768, 1, 200000, '{{}}',
-                CASE WHEN harmful THEN 'rejected' ELSE 'approved' END, 'human', 'bench', {policy_id}, 1,
-                created_at, created_at + interval '200 ms', created_at + (random() * interval '3 hours'),
-                created_at + interval '3 hours'
-            FROM gen;
-            """
-        )
-        weapon_bin, nudity_bin = bin_sql.format(s="weapon"), bin_sql.format(s="nudity")
-        cursor.execute(
-            f"""
-            INSERT INTO moderation_score (upload_id, model_version_id, harmful_score, category_scores, latency_ms,
-                cell, created_at)
-            SELECT id, {model_version_id}, greatest(weapon, nudity),
-                jsonb_build_object('weapon', weapon, 'nudity', nudity), 40 + random() * 60,
-                'nudity=' || {nudity_bin} || '|weapon=' || {weapon_bin}, created_at + interval '150 ms'
-            FROM gen;
-            UPDATE moderation_upload u SET score_id = s.id FROM moderation_score s WHERE s.upload_id = u.id;
-            INSERT INTO reviews_reviewround (upload_id, number, reason, status, harmful_score, uncertainty, category,
-                source_id, uploaded_at, claimed_by_id, created_at, closed_at)
-            SELECT id, 1, 'model', 'decided', greatest(weapon, nudity), abs(weapon - 0.2) / 0.2, 'weapon',
-                {users["submitter"]}, created_at, {users["moderators"][0]} + (n % {len(users["moderators"])}),
-                created_at + interval '200 ms', created_at + interval '2 hours'
-            FROM gen;
-            INSERT INTO reviews_decision (upload_id, round_id, moderator_id, label, category, note, model_version_id,
-                model_score, model_category_scores, upload_status_before, upload_decided_by_before, time_spent_ms,
-                created_at)
-            SELECT g.id, r.id, r.claimed_by_id, CASE WHEN g.harmful THEN 'harmful' ELSE 'safe' END,
-                CASE WHEN g.harmful THEN 'weapon' ELSE '' END, '', {model_version_id}, greatest(g.weapon, g.nudity),
-                jsonb_build_object('weapon', g.weapon, 'nudity', g.nudity), 'queued', '', 3000, r.closed_at
-            FROM gen g JOIN reviews_reviewround r ON r.upload_id = g.id;
-            """
-        )
-        cursor.execute("ANALYZE")
 
 
 def baseline_queries(connection, days: int) -> dict:
@@ -143,65 +81,37 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/vigil_bench_metrics")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "metrics.json"))
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("VIGIL_VAR_DIR", str(ROOT / "var" / "bench"))
-    import psycopg
-
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    name = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test import Client
-
-    from accounts.roles import Role
-    from accounts.services import user_create
-    from metrics.selectors.traffic import traffic_cells
-    from metrics.selectors.windows import window_named
-    from metrics.services.projection import positions_from_thresholds, project, suggest, traffic_from_cells
-    from metrics.services.rollups import rollups_refresh
-    from moderation.services.model_versions import model_version_ensure_active
-    from moderation.services.policies import policy_current
-    from reviews.services.claims import round_claim
-    from reviews.services.decisions import decision_create
-    from tests.factories import make_round
-
     report: dict = {"decisions": args.decisions, "days": args.days, "database": "postgresql"}
-    try:
-        call_command("migrate", verbosity=0)
+    with scratch_database(args.database_url):
+        from django.db import connection
+        from django.test import Client
+
+        from accounts.roles import Role
+        from accounts.services import user_create
+        from metrics.models import ScoreCell
+        from metrics.selectors.traffic import traffic_cells
+        from metrics.selectors.windows import window_named
+        from metrics.services.projection import positions_from_thresholds, project, suggest, traffic_from_cells
+        from metrics.services.rollups import rollups_refresh
+        from metrics.services.summaries import _compute
+        from moderation.services.model_versions import model_version_ensure_active
+        from moderation.services.policies import policy_current
+        from reviews.services.claims import round_claim
+        from reviews.services.decisions import decision_create
+        from tests.factories import make_round
+
         admin_user = user_create(username="bench-admin", role=Role.ADMIN, password="bench-password-1")
-        submitter = user_create(username="bench-platform", role=Role.UPLOADER, password=None)
-        moderators = [user_create(username=f"bench-mod{i}", role=Role.MODERATOR, password=None) for i in range(20)]
+        seeded = seed_traffic(uploads=args.decisions, moderators=20, days=args.days)
+        moderators = seeded["moderators"]
         model_version = model_version_ensure_active()
         policy = policy_current()
+        report["generate_s"] = seeded["seconds"]
         started = time.perf_counter()
-        generate(
-            connection,
-            decisions=args.decisions,
-            days=args.days,
-            model_version_id=model_version.pk,
-            policy_id=policy.pk,
-            users={"submitter": submitter.pk, "moderators": [m.pk for m in moderators]},
-        )
-        report["generate_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        hours = rollups_refresh(rebuild=True)
+        report["rollup_hours"] = rollups_refresh(rebuild=True)
         report["rollup_build_s"] = time.perf_counter() - started
-        report["rollup_hours"] = hours
-        from metrics.models import ScoreCell
-
         report["score_cell_rows"] = ScoreCell.objects.count()
 
         client = Client(HTTP_HOST="localhost")
@@ -218,8 +128,6 @@ def main() -> int:
         cells = traffic_cells(model_version=model_version, window=window)
         traffic = traffic_from_cells(cells, days=window.days)
         positions = positions_from_thresholds(policy.thresholds)
-        from metrics.services.summaries import _compute
-
         report["summary_compute"] = {
             key: timed(lambda key=key: _compute(model_version, window_named(key)), 2) for key in ("24h", "7d", "30d")
         }
@@ -237,11 +145,6 @@ def main() -> int:
         decision_create(round_id=round_.pk, moderator=moderators[0], label="safe")
         report["incremental_refresh"] = timed(rollups_refresh, 1)
         report["baseline_raw_sql"] = baseline_queries(connection, args.days)
-    finally:
-        connection.close()
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     print(f"\n{args.decisions:,} decisions over {args.days} days in PostgreSQL")
     print(

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from bench.scratch import scratch_database, seed_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,46 +43,17 @@ def main() -> int:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/vigil_bench_queue")
     parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "queue.json"))
     args = parser.parse_args()
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("VIGIL_VAR_DIR", str(ROOT / "var" / "bench"))
-    import psycopg
-
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    name = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
     report: dict = {"uploads": args.uploads}
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+    with scratch_database(args.database_url):
         from django.db import connection
         from django.test import Client
 
-        from accounts.roles import Role
-        from accounts.services import user_create
-        from bench.metrics import generate
-        from moderation.services.model_versions import model_version_ensure_active
-        from moderation.services.policies import policy_current
         from reviews.selectors.queue import Ordering
         from reviews.services.claims import round_release, rounds_claim
 
-        call_command("migrate", verbosity=0)
-        submitter = user_create(username="bench-platform", role=Role.UPLOADER, password=None)
-        moderators = [user_create(username=f"bench-mod{i}", role=Role.MODERATOR, password=None) for i in range(20)]
+        seeded = seed_traffic(uploads=args.uploads, moderators=20)
+        moderators = seeded["moderators"]
         started = time.perf_counter()
-        generate(
-            connection,
-            decisions=args.uploads,
-            days=30,
-            model_version_id=model_version_ensure_active().pk,
-            policy_id=policy_current().pk,
-            users={"submitter": submitter.pk, "moderators": [m.pk for m in moderators]},
-        )
         with connection.cursor() as cursor:  # everything waits for a human: open rounds, no decisions
             cursor.execute("TRUNCATE reviews_decision")  # decisions are append-only: no DELETE
             cursor.execute(
@@ -90,7 +62,7 @@ def main() -> int:
             )
             cursor.execute("UPDATE moderation_upload SET status = 'queued', decided_by = '', decided_at = NULL")
             cursor.execute("VACUUM ANALYZE")
-        report["generate_s"] = time.perf_counter() - started
+        report["generate_s"] = seeded["seconds"] + time.perf_counter() - started
 
         def claims(label: str) -> dict:
             results = {}
@@ -125,12 +97,6 @@ def main() -> int:
                 cursor.execute(f'DROP INDEX "{index}"')
         args.claims = max(10, args.claims // 10)
         report["baseline_claim_without_queue_indexes"] = claims("baseline (no queue indexes)")
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
