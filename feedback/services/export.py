@@ -21,7 +21,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -268,7 +268,3 @@ def export_zip_stream(filters: ExportFilters, *, val_fraction: float = 0.2, seed
                 _copy(row.storage_name, entry)
             yield sink.take()
     yield sink.take()
-
-
-def filters_fields() -> list[str]:
-    return [f.name for f in fields(ExportFilters)]

@@ -86,14 +86,14 @@ class ModelVsHumans:
         ]
 
 
-def labelled_arrays(cells: list[Cell], key=lambda cell: cell.harmful_bin) -> tuple[np.ndarray, ...]:
+def labelled_arrays(cells: list[Cell]) -> tuple[np.ndarray, ...]:
     """One weighted sample per (cell, label): the aggregate form scikit-learn accepts through
     ``sample_weight``, giving the same figures as one row per decision."""
     scores, labels, weights = [], [], []
     for cell in cells:
         for label, count in ((1, cell.counts["labelled_harmful"]), (0, cell.counts["labelled_safe"])):
             if count:
-                scores.append(key(cell))
+                scores.append(cell.harmful_bin)
                 labels.append(label)
                 weights.append(count)
     return np.asarray(scores, dtype=float), np.asarray(labels, dtype=int), np.asarray(weights, dtype=float)

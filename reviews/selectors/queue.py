@@ -20,10 +20,6 @@ class Ordering(StrEnum):
     OLDEST = "oldest"
 
     @property
-    def label(self) -> str:
-        return ORDERING_LABELS[self]
-
-    @property
     def order_by(self) -> tuple:
         """Sort keys. Unscored (failed) items come first by highest score and last by lowest: the
         unknown is treated as risky. That is PostgreSQL's default NULL order, so the partial

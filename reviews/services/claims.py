@@ -14,7 +14,6 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from reviews.models import QueueSettings, ReviewRound
@@ -109,12 +108,3 @@ def round_release(*, round_id: int, moderator: AbstractBaseUser) -> bool:
         claimed_by=None, lease_expires_at=None
     )
     return changed == 1
-
-
-def rounds_release_all(*, moderator: AbstractBaseUser, except_ids: Iterable[int] = ()) -> int:
-    """Give back every round the moderator holds (leaving grid mode, signing out)."""
-    return (
-        ReviewRound.objects.filter(Q(status=ReviewRound.Status.OPEN), claimed_by=moderator)
-        .exclude(pk__in=list(except_ids))
-        .update(claimed_by=None, lease_expires_at=None)
-    )
