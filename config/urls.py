@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from config import health
 from metrics import views as metrics_views
 from moderation import views as moderation_views
 from moderation.apis import api_not_found
@@ -16,6 +17,8 @@ urlpatterns = [
     path("insights/", include("metrics.urls")),
     path("feedback/", include("feedback.urls")),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("moderation.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
