@@ -3,6 +3,7 @@ whether the process and its dependencies answer."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -28,9 +29,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        from config.celery import app
+        from kombu import Connection
 
-        with app.connection_for_write() as broker:
+        url = settings.CELERY_BROKER_URL
+        with Connection(url, connect_timeout=2, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as broker:
             broker.ensure_connection(max_retries=1, timeout=2)
         checks["broker"] = "ok"
     except Exception as exc:

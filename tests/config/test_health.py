@@ -16,14 +16,9 @@ def test_readyz_checks_the_database_and_the_broker(client):
 
 @pytest.mark.django_db
 def test_readyz_says_which_part_is_down(client, settings):
-    from config.celery import app
-
-    saved = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = saved
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert (body["status"], body["database"]) == ("unavailable", "ok")
