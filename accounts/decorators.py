@@ -23,3 +23,7 @@ def role_required(role: Role):
         return wrapper
 
     return decorator
+
+
+moderator_required = role_required(Role.MODERATOR)
+admin_required = role_required(Role.ADMIN)

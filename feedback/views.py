@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -12,11 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.decorators import role_required
-from accounts.roles import Role
+from accounts.decorators import admin_required
 from feedback.forms import ExportForm, ModelActionForm
 from feedback.models import TrainingRun
-from feedback.services.export import MANIFEST_COLUMNS, export_rows, export_zip_stream
+from feedback.services.export import export_rows, export_zip_stream, manifest_lines
 from feedback.services.retrain import RunRefused, new_labels_since_last_run, training_run_request
 from moderation.models import ModelEvent, ModelVersion
 from moderation.services.model_versions import (
@@ -25,26 +21,6 @@ from moderation.services.model_versions import (
     model_version_rollback,
     model_version_shadow,
 )
-
-admin_required = role_required(Role.ADMIN)
-
-
-class _Echo:
-    """A file-like whose write returns the text, for streaming a csv.writer (Django's recipe)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _manifest_lines(rows, fmt: str):
-    if fmt == "jsonl":
-        for row in rows:
-            yield json.dumps(row.manifest()) + "\n"
-        return
-    writer = csv.DictWriter(_Echo(), fieldnames=MANIFEST_COLUMNS)
-    yield writer.writeheader()
-    for row in rows:
-        yield writer.writerow(row.manifest())
 
 
 @admin_required
@@ -61,7 +37,7 @@ def export(request: HttpRequest) -> HttpResponse:
         else:
             content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
             response = StreamingHttpResponse(
-                _manifest_lines(export_rows(filters, **split), fmt), content_type=content_type
+                manifest_lines(export_rows(filters, **split), fmt), content_type=content_type
             )
         response["Content-Disposition"] = f'attachment; filename="vigil-feedback-{stamp}.{fmt}"'
         return response

@@ -14,7 +14,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from accounts.decorators import role_required
+from accounts.decorators import admin_required
 from accounts.roles import Role, user_has_role
 from metrics.charts import curve_chart, series_chart
 from metrics.forms import PolicyForm, TargetsForm, ViewForm
@@ -39,8 +39,6 @@ from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.policies import policy_create, policy_current
 from reviews.selectors.queue import rounds_open
 from reviews.services.reroute import queue_reroute
-
-admin_required = role_required(Role.ADMIN)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.decorators import role_required
+from accounts.decorators import moderator_required
 from accounts.roles import Role, user_has_role
 from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
 from reviews.models import ReviewRound
@@ -37,9 +37,6 @@ from reviews.services.decisions import (
 )
 
 SKIPPED = "review_skipped"
-
-
-moderator_required = role_required(Role.MODERATOR)
 
 
 def _slice(request: HttpRequest) -> tuple[QueueFilterForm, QueueFilters, Ordering, str]:

@@ -207,19 +207,32 @@ def export_imagefolder(
     return summary
 
 
+class _Echo:
+    """A file-like whose write returns the text, so csv.writer yields lines (Django's recipe)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def manifest_lines(rows: Iterator[ExportRow], fmt: str) -> Iterator[str]:
+    """The manifest as text lines, ``csv`` (with its header) or ``jsonl``, one row at a time."""
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(row.manifest()) + "\n"
+        return
+    writer = csv.DictWriter(_Echo(), fieldnames=MANIFEST_COLUMNS)
+    yield writer.writeheader()
+    for row in rows:
+        yield writer.writerow(row.manifest())
+
+
 def export_manifest(handle, filters: ExportFilters, *, fmt: str, val_fraction: float = 0.2, seed: int = 13) -> int:
     """Write only the manifest, as ``csv`` or ``jsonl``, to a text handle. Returns the row count."""
-    writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS) if fmt == "csv" else None
-    if writer:
-        writer.writeheader()
     count = 0
-    for row in export_rows(filters, val_fraction=val_fraction, seed=seed):
-        if writer:
-            writer.writerow(row.manifest())
-        else:
-            handle.write(json.dumps(row.manifest()) + "\n")
+    for line in manifest_lines(export_rows(filters, val_fraction=val_fraction, seed=seed), fmt):
+        handle.write(line)
         count += 1
-    return count
+    return count - (fmt == "csv")  # the header is not a row
 
 
 class _Sink(io.RawIOBase):
