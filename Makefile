@@ -38,11 +38,15 @@ browser:
 test: $(VENV)/.dev-installed browser
 	VIGIL_VAR_DIR=$${VIGIL_VAR_DIR:-$(CURDIR)/var/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-services: the same suite against PostgreSQL and Redis on this machine
+## test-services: the same suite against PostgreSQL and Redis on this machine, then the
+## multi-worker platform test again with RabbitMQ as the broker
 test-services:
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vigil} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
 	$(MAKE) test
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vigil} \
+	CELERY_BROKER_URL=$${VIGIL_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//} \
+	$(MAKE) test PYTEST_ARGS="tests/e2e/test_platform.py"
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

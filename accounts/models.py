@@ -9,6 +9,15 @@ class ApiClient(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_client")
+    webhook_url = models.CharField(
+        max_length=2000,
+        blank=True,
+        default="",
+        help_text="Where Vigil POSTs signed outcome events (docs/webhooks.md). Empty: no webhooks.",
+    )
+    webhook_secret = models.CharField(
+        max_length=100, blank=True, default="", help_text="Signs each webhook (HMAC-SHA256); shown to the client."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -100,11 +100,13 @@ def main() -> int:
 
             seeded = seed_traffic(uploads=args.images, moderators=5)
             print(f"generated {args.images:,} uploads with decisions in {seeded['seconds']:.0f} s")
-            image = Path(os.environ["VIGIL_MEDIA_ROOT"]) / "originals" / "bench.jpg"
-            image.parent.mkdir(parents=True, exist_ok=True)
-            image.write_bytes(photo_jpeg("coffee", quality=40))
+            from django.core.files.base import ContentFile
+            from django.core.files.storage import default_storage
+
+            # Through the storage API, like intake: the bench runs on whichever storage is configured.
+            name = default_storage.save("originals/bench.jpg", ContentFile(photo_jpeg("coffee", quality=40)))
             with connection.cursor() as cursor:
-                cursor.execute("UPDATE moderation_upload SET original = 'originals/bench.jpg'")
+                cursor.execute("UPDATE moderation_upload SET original = %s", [name])
             connection.close()
             for fmt in ("zip", "imagefolder", "csv"):
                 for limit in (args.images // 10, 0):
@@ -133,6 +135,7 @@ def main() -> int:
                     )
                     results.append(json.loads(line))
                     shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+            default_storage.delete(name)
     finally:
         shutil.rmtree(media, ignore_errors=True)
 

@@ -176,6 +176,7 @@ class Stack:
                 "config",
                 "worker",
                 "--concurrency=1",
+                "--queues=scoring,celery",
                 "--loglevel=INFO",
                 "--without-gossip",
                 "--without-mingle",

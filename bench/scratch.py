@@ -88,10 +88,10 @@ def generate(connection, *, decisions: int, days: int, model_version_id: int, po
         )
         cursor.execute(
             f"""
-            INSERT INTO moderation_upload (id, submitter_id, external_id, original, display, original_filename,
-                sha256, phash, format, width, height, frames, byte_size, metadata, status, decided_by,
-                status_reason, policy_id, score_attempts, created_at, routed_at, decided_at, updated_at)
-            SELECT id, {users["submitter"]}, '', 'originals/x/' || id || '.jpg', 'display/x/' || id || '.webp', '',
+            INSERT INTO moderation_upload (id, submitter_id, external_id, source_url, original, display,
+                original_filename, sha256, phash, format, width, height, frames, byte_size, metadata, status,
+                decided_by, status_reason, policy_id, score_attempts, created_at, routed_at, decided_at, updated_at)
+            SELECT id, {users["submitter"]}, '', '', 'originals/x/' || id || '.jpg', 'display/x/' || id || '.webp', '',
                 md5(id::text) || md5(n::text), substr(md5(n::text), 1, 16), 'JPEG', 1024, 768, 1, 200000, '{{}}',
                 CASE WHEN harmful THEN 'rejected' ELSE 'approved' END, 'human', 'bench', {policy_id}, 1,
                 created_at, created_at + interval '200 ms', created_at + (random() * interval '3 hours'),

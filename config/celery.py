@@ -14,7 +14,10 @@ app.autodiscover_tasks()
 
 @worker_process_init.connect
 def _warm_model(**kwargs) -> None:
-    """Load the active model when a worker process starts, not on its first upload."""
+    """Load the active model when a scoring worker process starts, not on its first upload.
+    Workers for other queues (webhooks, training) never load it here."""
+    if "scoring" not in app.amqp.queues.consume_from:
+        return
     from moderation.worker import warm_up
 
     warm_up()

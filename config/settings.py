@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "reviews",
     "metrics",
     "feedback",
+    "integrations",
     "django_celery_beat",
     "pgtrigger",
     "axes",
@@ -139,9 +140,44 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(env_str("VIGIL_MEDIA_ROOT", str(VAR_DIR / "media")))
-# No MEDIA_URL route: uploaded images are served only through authorised views.
+# No MEDIA_URL route: uploaded images are served only through authorised views. Stored images are
+# reached only through Django's storage API, so the backend is configuration: the local filesystem
+# (MEDIA_ROOT) or S3-compatible object storage through django-storages. See docs/storage.md.
+VIGIL_STORAGE = env_str("VIGIL_STORAGE", "filesystem").strip().lower()
+if VIGIL_STORAGE == "filesystem":
+    _DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif VIGIL_STORAGE == "s3":
+    if not env_str("VIGIL_S3_BUCKET", ""):
+        raise ImproperlyConfigured("VIGIL_STORAGE=s3 needs VIGIL_S3_BUCKET.")
+    if bool(env_str("VIGIL_S3_ACCESS_KEY_ID", "")) != bool(env_str("VIGIL_S3_SECRET_ACCESS_KEY", "")):
+        raise ImproperlyConfigured("Set both VIGIL_S3_ACCESS_KEY_ID and VIGIL_S3_SECRET_ACCESS_KEY, or neither.")
+    _S3_OPTIONS = {
+        "bucket_name": env_str("VIGIL_S3_BUCKET", ""),
+        "location": env_str("VIGIL_S3_PREFIX", "").strip("/"),
+        # Private objects, never overwritten, and no usable URL: images leave only through the
+        # authorised views, so an accidental .url() yields an unsigned link the bucket refuses.
+        "default_acl": None,
+        "file_overwrite": False,
+        "querystring_auth": False,
+    }
+    # Unset ones are left out: django-storages then reads AWS_S3_*/AWS_* variables, and boto3 its
+    # own chain (AWS_PROFILE, ~/.aws, an instance or task role).
+    for _option, _variable in (
+        ("endpoint_url", "VIGIL_S3_ENDPOINT_URL"),
+        ("region_name", "VIGIL_S3_REGION"),
+        ("access_key", "VIGIL_S3_ACCESS_KEY_ID"),
+        ("secret_key", "VIGIL_S3_SECRET_ACCESS_KEY"),
+        ("addressing_style", "VIGIL_S3_ADDRESSING_STYLE"),
+    ):
+        if env_str(_variable, ""):
+            _S3_OPTIONS[_option] = env_str(_variable, "")
+    if _S3_OPTIONS.get("addressing_style", "auto") not in ("auto", "path", "virtual"):
+        raise ImproperlyConfigured("VIGIL_S3_ADDRESSING_STYLE must be auto, path or virtual.")
+    _DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
+else:
+    raise ImproperlyConfigured(f"VIGIL_STORAGE={VIGIL_STORAGE!r} is not a storage (use filesystem or s3).")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -186,6 +222,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# A shared cache makes the API upload throttle count across processes and machines; without
+# one each process counts alone. VIGIL_CACHE_URL=redis://host:6379/1
+VIGIL_CACHE_URL = env_str("VIGIL_CACHE_URL", "")
+if VIGIL_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": VIGIL_CACHE_URL}}
+elif VIGIL_CACHE_URL:
+    raise ImproperlyConfigured("VIGIL_CACHE_URL must be a redis:// (or rediss://, unix://) URL.")
+
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -216,13 +260,33 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 # Retraining takes minutes to hours: it has its own queue and worker, so scoring never waits on it.
-CELERY_TASK_ROUTES = {"feedback.tasks.*": {"queue": "training"}}
+# Separate queues, so each kind of work gets its own workers (docs/deploy.md): scoring and URL
+# fetching, model training, webhook delivery; periodic housekeeping stays on the default queue.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "moderation.tasks.score_upload": {"queue": "scoring"},
+    "moderation.tasks.fetch_remote_upload": {"queue": "scoring"},
+    "feedback.tasks.*": {"queue": "training"},
+    "integrations.tasks.deliver_webhook": {"queue": "webhooks"},
+}
 
 # --- Vigil --------------------------------------------------------------------------------
 VIGIL_MAX_UPLOAD_BYTES = env_int("VIGIL_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
 VIGIL_MAX_IMAGE_PIXELS = env_int("VIGIL_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 VIGIL_MAX_IMAGE_FRAMES = env_int("VIGIL_MAX_IMAGE_FRAMES", 100, minimum=1)
 VIGIL_DISPLAY_MAX_SIDE = env_int("VIGIL_DISPLAY_MAX_SIDE", 1024, minimum=64)
+# Remote URLs (POST {"url": ...}): fetched by a worker, never from a non-public address unless allowed.
+VIGIL_FETCH_TIMEOUT_SECONDS = env_float("VIGIL_FETCH_TIMEOUT_SECONDS", 15.0)
+VIGIL_FETCH_MAX_ATTEMPTS = env_int("VIGIL_FETCH_MAX_ATTEMPTS", 3, minimum=1)
+VIGIL_FETCH_MAX_REDIRECTS = env_int("VIGIL_FETCH_MAX_REDIRECTS", 3, minimum=0)
+# Private, loopback or link-local networks outbound requests may reach anyway (admins can add
+# more under Integrations → Allowed networks), e.g. "10.1.2.0/24,127.0.0.1".
+VIGIL_OUTBOUND_ALLOWED_NETWORKS = env_list("VIGIL_OUTBOUND_ALLOWED_NETWORKS", [])
+VIGIL_WEBHOOK_TIMEOUT_SECONDS = env_float("VIGIL_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+VIGIL_WEBHOOK_MAX_ATTEMPTS = env_int("VIGIL_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1)
+VIGIL_WEBHOOK_BACKOFF_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_SECONDS", 30.0)
+VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
+VIGIL_WEBHOOK_ALLOW_HTTP = env_bool("VIGIL_WEBHOOK_ALLOW_HTTP", DEBUG)
 VIGIL_SCORE_MAX_ATTEMPTS = env_int("VIGIL_SCORE_MAX_ATTEMPTS", 3, minimum=1)
 VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS", 300, minimum=10)
 # Registered model weights (copied here by `register_model`); shared storage when workers run on several machines.
@@ -267,4 +331,5 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-uploads": {"task": "moderation.tasks.requeue_stale_uploads", "schedule": 60.0},
     "refresh-metrics-rollups": {"task": "metrics.tasks.refresh_rollups", "schedule": 60.0},
+    "requeue-due-webhooks": {"task": "integrations.tasks.requeue_due_webhooks", "schedule": 60.0},
 }

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from moderation.models import KnownImage, ModelEvent, ModelVersion, Score, ThresholdPolicy, Upload
 
@@ -21,7 +23,26 @@ class UploadAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "decided_by", "submitter", "format", "created_at")
     list_filter = ("status", "decided_by", "format")
     search_fields = ("id", "external_id", "sha256")
-    readonly_fields = [f.name for f in Upload._meta.fields]
+    # The image fields are shown as links to the authorised views: the admin's own rendering of a
+    # FileField asks the storage for a URL, and stored images have none (docs/storage.md).
+    exclude = ("original", "display")
+    readonly_fields = [f"{f.name}_link" if f.name in ("original", "display") else f.name for f in Upload._meta.fields]
+
+    @admin.display(description="original")
+    def original_link(self, upload: Upload) -> str:
+        if not upload.original:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("moderation:upload_original", args=[upload.pk]), upload.original.name
+        )
+
+    @admin.display(description="display")
+    def display_link(self, upload: Upload) -> str:
+        if not upload.display:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("moderation:upload_image", args=[upload.pk]), upload.display.name
+        )
 
 
 @admin.register(ModelVersion)

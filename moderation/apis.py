@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from moderation.selectors import uploads_visible_to
 from moderation.serializers import UploadOutput
 from moderation.services.intake import UploadRejected, upload_create
+from moderation.services.remote import upload_create_from_url
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -53,7 +54,11 @@ class JSONObjectField(serializers.Field):
 FIELD_ERRORS = OpenApiResponse(
     inline_serializer(
         name="FieldErrors",
-        fields={"image": serializers.ListField(child=serializers.CharField(), required=False)},
+        fields={
+            "image": serializers.ListField(child=serializers.CharField(), required=False),
+            "url": serializers.ListField(child=serializers.CharField(), required=False),
+            "non_field_errors": serializers.ListField(child=serializers.CharField(), required=False),
+        },
     ),
     description="Bad input: a list of messages per field (for example image, external_id, metadata).",
 )
@@ -89,13 +94,21 @@ class UploadPagination(CursorPagination):
 
 
 class UploadListCreateApi(APIView):
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "uploads"
 
-    class InputSerializer(serializers.Serializer):
+    class FileInputSerializer(serializers.Serializer):
         image = serializers.FileField(
             allow_empty_file=True, help_text="JPEG, PNG, WebP or GIF; see the byte and pixel limits."
+        )
+        external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+        metadata = JSONObjectField(required=False, default=dict)
+
+    class UrlInputSerializer(serializers.Serializer):
+        url = serializers.CharField(
+            max_length=2000,
+            help_text="An http(s) URL a worker fetches. Non-public addresses are refused unless allow-listed.",
         )
         external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
         metadata = JSONObjectField(required=False, default=dict)
@@ -105,22 +118,33 @@ class UploadListCreateApi(APIView):
 
     @extend_schema(
         operation_id="uploads_create",
-        request={"multipart/form-data": InputSerializer},
+        request={"multipart/form-data": FileInputSerializer, "application/json": UrlInputSerializer},
         responses={
             201: UploadOutput,
+            202: UploadOutput,
             200: UploadOutput,
             400: FIELD_ERRORS,
             401: UNAUTHORIZED,
-            415: _detail("Not a multipart form."),
+            415: _detail("Neither a multipart form nor JSON."),
             429: _detail("Too many uploads; retry after the Retry-After header's seconds."),
         },
-        description="Submit an image. A repeated external_id returns the first upload with 200.",
+        description=(
+            "Submit an image as a file (multipart, 201) or by URL (JSON or form field `url`; 202: status "
+            "`fetching` until a worker has fetched it, then as for a file, or `unavailable` with the reason). "
+            "A repeated external_id returns the first upload with 200."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = request.data
+        if not hasattr(data, "keys"):
+            raise ValidationError({"non_field_errors": ["Send a JSON object or a multipart form."]})
+        if "url" in data:
+            if "image" in data or "image" in request.FILES:
+                raise ValidationError({"url": ["Give either an image file or a url, not both."]})
+            return self._create_from_url(request)
         if "image" not in request.FILES and "image" in data:
-            raise ValidationError({"image": ["Send the image as a file in a multipart form."]})
-        serializer = self.InputSerializer(data=data)
+            raise ValidationError({"image": ["Send the image as a file in a multipart form, or give a url."]})
+        serializer = self.FileInputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         image = serializer.validated_data["image"]
         try:
@@ -134,6 +158,20 @@ class UploadListCreateApi(APIView):
         except UploadRejected as exc:
             raise ValidationError({"image": [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def _create_from_url(self, request: Request) -> Response:
+        serializer = self.UrlInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            upload, created = upload_create_from_url(
+                submitter=request.user,
+                url=serializer.validated_data["url"],
+                external_id=serializer.validated_data["external_id"],
+                metadata=serializer.validated_data["metadata"],
+            )
+        except UploadRejected as exc:
+            raise ValidationError({"url": [str(exc)]}) from None
+        return Response(UploadOutput(upload).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="uploads_list", responses={200: PAGE, 401: UNAUTHORIZED})
     def get(self, request: Request) -> Response:

@@ -14,6 +14,8 @@ from moderation.bins import cell_key
 
 class Upload(models.Model):
     class Status(models.TextChoices):
+        FETCHING = "fetching", "Fetching the URL"
+        UNAVAILABLE = "unavailable", "URL could not be fetched"
         PENDING = "pending", "Pending score"
         QUEUED = "queued", "Awaiting a human"
         APPROVED = "approved", "Approved"
@@ -30,19 +32,21 @@ class Upload(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     submitter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads")
     external_id = models.CharField(max_length=255, blank=True, default="")
-    original = models.FileField(max_length=255)
-    display = models.FileField(max_length=255)
+    # Submitted as a URL: empty image fields until a worker has fetched it (status ``fetching``).
+    source_url = models.CharField(max_length=2000, blank=True, default="")
+    original = models.FileField(max_length=255, blank=True)
+    display = models.FileField(max_length=255, blank=True)
     original_filename = models.CharField(max_length=255, blank=True, default="")
-    sha256 = models.CharField(max_length=64, db_index=True)
-    phash = models.CharField(max_length=16, db_index=True)
-    format = models.CharField(max_length=10)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True, blank=True, default="")
+    phash = models.CharField(max_length=16, db_index=True, blank=True, default="")
+    format = models.CharField(max_length=10, blank=True, default="")
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
     frames = models.PositiveIntegerField(default=1)
-    byte_size = models.PositiveBigIntegerField()
+    byte_size = models.PositiveBigIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     decided_by = models.CharField(max_length=5, choices=DecidedBy.choices, blank=True, default="")
     status_reason = models.CharField(max_length=255, blank=True, default="")
     score = models.ForeignKey("Score", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -31,6 +31,7 @@ class UploadOutput(serializers.ModelSerializer):
             "model_version",
             "decision",
             "external_id",
+            "source_url",
             "metadata",
             "sha256",
             "format",

@@ -1,4 +1,5 @@
-"""Signals the machine side sends, so the human side can react without being imported here."""
+"""Signals the machine side sends, so the human side and integrations can react without being
+imported here."""
 
 from django.dispatch import Signal
 
@@ -6,3 +7,10 @@ from django.dispatch import Signal
 # ``upload`` is the refreshed Upload (queued, failed, or approved/rejected by the model).
 # A receiver that raises rolls the routing back, so the task retries; receivers must be idempotent.
 upload_routed = Signal()
+
+# Sent inside the transaction that changed what a submitter should hear about an upload
+# (``moderation.services.outcomes.outcome_announce``): ``upload`` (refreshed) and ``event``, one of
+UPLOAD_DECIDED = "upload.decided"  # approved or rejected, by the model or a moderator (again)
+UPLOAD_REOPENED = "upload.reopened"  # a decision was undone; the upload awaits a moderator again
+UPLOAD_UNAVAILABLE = "upload.unavailable"  # a remote URL could not be fetched; final
+upload_outcome = Signal()

@@ -35,3 +35,17 @@ def requeue_stale_uploads() -> int:
     from moderation.services.scoring import uploads_requeue_stale
 
     return len(uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS))
+
+
+@shared_task(bind=True, max_retries=None)
+def fetch_remote_upload(self, upload_id: str) -> str:
+    """Fetch a URL submission (the ``scoring`` queue); transient failures retry with backoff."""
+    from moderation.services.remote import FetchRetry, upload_fetch
+
+    try:
+        return upload_fetch(upload_id=upload_id, attempt=self.request.retries + 1)
+    except FetchRetry as exc:
+        raise self.retry(countdown=min(5 * 2**self.request.retries, 60), exc=exc) from None
+    except Upload.DoesNotExist:
+        logger.warning("upload %s no longer exists; nothing to fetch", upload_id)
+        return "missing"

@@ -68,7 +68,7 @@ def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
 @require_GET
 def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
     """The re-encoded, metadata-free display derivative, for those allowed to see the upload."""
-    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    upload = get_object_or_404(uploads_visible_to(request.user).exclude(display=""), pk=upload_id)
     return _inert(FileResponse(default_storage.open(upload.display.name, "rb"), content_type=DISPLAY_CONTENT_TYPE))
 
 
@@ -76,7 +76,7 @@ def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
 @require_GET
 def upload_original(request: HttpRequest, upload_id: str) -> FileResponse:
     """The original file, as a download only (never rendered inline)."""
-    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    upload = get_object_or_404(uploads_visible_to(request.user).exclude(original=""), pk=upload_id)
     return _inert(
         FileResponse(
             default_storage.open(upload.original.name, "rb"),

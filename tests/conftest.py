@@ -105,3 +105,20 @@ def tiny_checkpoint(tiny_dataset, tmp_path_factory):
     from moderation.ml.train import train
 
     return train(tiny_train_config(tiny_dataset, tmp_path_factory.mktemp("tiny-run"))).checkpoint
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1 (tests/http_receiver.py)."""
+    from tests.http_receiver import Receiver
+
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def allow_loopback(db):
+    """Admins allow-list 127.0.0.1, so outbound requests may reach the test receiver."""
+    from integrations.models import AllowedNetwork
+
+    return AllowedNetwork.objects.create(network="127.0.0.1/32", note="test receiver")

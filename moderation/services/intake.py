@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from moderation.imaging import ImageRejected, inspect_image, read_limited
+from moderation.imaging import ImageRejected, InspectedImage, inspect_image, read_limited
 from moderation.models import Upload
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class UploadRejected(ValueError):
     """Bad input; the message is safe to show to the submitter."""
 
 
-def _enqueue_scoring(upload_id: uuid.UUID) -> None:
+def scoring_enqueue(upload_id: uuid.UUID) -> None:
     from moderation.tasks import score_upload
 
     score_upload.delay(str(upload_id))
@@ -48,13 +48,7 @@ def upload_create(
     Must run outside any transaction the caller might still roll back (files are not
     transactional; this function removes them on its own failure only).
     """
-    metadata = metadata or {}
-    if not isinstance(metadata, dict):
-        raise UploadRejected("metadata must be a JSON object.")
-    if len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
-        raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
-    if len(external_id) > 255:
-        raise UploadRejected("external_id is longer than 255 characters.")
+    metadata = fields_check(external_id=external_id, metadata=metadata)
     if external_id:
         existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
         if existing is not None:
@@ -62,7 +56,50 @@ def upload_create(
 
     try:
         data = read_limited(file, max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES)
-        image = inspect_image(
+    except ImageRejected as exc:
+        raise UploadRejected(str(exc)) from None
+    image = image_inspect(data)
+
+    upload_id = uuid.uuid4()
+    stored: list[str] = []
+    try:
+        stored = image_store(upload_id=upload_id, image=image)
+        with transaction.atomic():
+            upload = Upload.objects.create(
+                id=upload_id,
+                submitter=submitter,
+                external_id=external_id,
+                original_filename=filename[:255],
+                metadata=metadata,
+                **image_fields(image, stored),
+            )
+            transaction.on_commit(lambda: scoring_enqueue(upload_id), robust=True)
+    except IntegrityError:
+        files_delete(stored)
+        if external_id:  # a concurrent retry with the same external_id won the race
+            return Upload.objects.get(submitter=submitter, external_id=external_id), False
+        raise
+    except BaseException:
+        files_delete(stored)
+        raise
+    return upload, True
+
+
+def fields_check(*, external_id: str, metadata: dict | None) -> dict:
+    metadata = metadata or {}
+    if not isinstance(metadata, dict):
+        raise UploadRejected("metadata must be a JSON object.")
+    if len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
+        raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
+    if len(external_id) > 255:
+        raise UploadRejected("external_id is longer than 255 characters.")
+    return metadata
+
+
+def image_inspect(data: bytes) -> InspectedImage:
+    """Validate image bytes against the configured limits; :class:`UploadRejected` says why not."""
+    try:
+        return inspect_image(
             data,
             max_pixels=settings.VIGIL_MAX_IMAGE_PIXELS,
             max_frames=settings.VIGIL_MAX_IMAGE_FRAMES,
@@ -71,7 +108,10 @@ def upload_create(
     except ImageRejected as exc:
         raise UploadRejected(str(exc)) from None
 
-    upload_id = uuid.uuid4()
+
+def image_store(*, upload_id: uuid.UUID, image: InspectedImage) -> list[str]:
+    """Save the original and its display derivative under names only the upload id gives; returns
+    the stored names (original first). Removes what it saved if the second save fails."""
     shard = upload_id.hex[:2]
     stored: list[str] = []
     try:
@@ -79,38 +119,30 @@ def upload_create(
             default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))
         )
         stored.append(default_storage.save(f"display/{shard}/{upload_id.hex}.webp", ContentFile(image.display)))
-        with transaction.atomic():
-            upload = Upload.objects.create(
-                id=upload_id,
-                submitter=submitter,
-                external_id=external_id,
-                original=stored[0],
-                display=stored[1],
-                original_filename=filename[:255],
-                sha256=image.sha256,
-                phash=image.phash,
-                format=image.format,
-                width=image.width,
-                height=image.height,
-                frames=image.frames,
-                byte_size=len(image.data),
-                metadata=metadata,
-            )
-            transaction.on_commit(lambda: _enqueue_scoring(upload_id), robust=True)
-    except IntegrityError:
-        _delete(stored)
-        if external_id:  # a concurrent retry with the same external_id won the race
-            return Upload.objects.get(submitter=submitter, external_id=external_id), False
-        raise
     except BaseException:
-        _delete(stored)
+        files_delete(stored)
         raise
-    return upload, True
+    return stored
 
 
-def _delete(names: list[str]) -> None:
+def image_fields(image: InspectedImage, stored: list[str]) -> dict:
+    """The Upload columns that describe a stored image."""
+    return {
+        "original": stored[0],
+        "display": stored[1],
+        "sha256": image.sha256,
+        "phash": image.phash,
+        "format": image.format,
+        "width": image.width,
+        "height": image.height,
+        "frames": image.frames,
+        "byte_size": len(image.data),
+    }
+
+
+def files_delete(names: list[str]) -> None:
     for name in names:
         try:
             default_storage.delete(name)
-        except OSError:
+        except Exception:  # OSError on disk; botocore's errors on object storage
             logger.exception("could not remove %s after a failed upload", name)

@@ -27,7 +27,7 @@ from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.known_images import known_image_matches
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.policies import policy_current
-from moderation.signals import upload_routed
+from moderation.signals import UPLOAD_DECIDED, upload_outcome, upload_routed
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +113,12 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
 
 
 def _announce(upload_id: uuid.UUID) -> None:
-    """Tell receivers (the review queue) that the upload was routed. Runs in the routing transaction."""
-    upload = Upload.objects.select_related("score", "policy").get(pk=upload_id)
+    """Tell receivers (the review queue; webhooks, when final) that the upload was routed.
+    Runs in the routing transaction."""
+    upload = Upload.objects.select_related("score__model_version", "policy").get(pk=upload_id)
     upload_routed.send(sender=Upload, upload=upload)
+    if upload.is_final:
+        upload_outcome.send(sender=Upload, upload=upload, event=UPLOAD_DECIDED)
 
 
 def upload_mark_failed(*, upload_id: uuid.UUID, reason: str) -> bool:
@@ -172,17 +175,19 @@ def scores_create_shadow(*, upload: Upload) -> list[Score]:
 
 
 def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:
-    """Re-enqueue uploads stuck in ``pending`` (a lost message, a broker outage at upload time).
+    """Re-enqueue uploads stuck in ``pending`` or ``fetching`` (a lost message, a broker outage at
+    upload time).
 
     Returns the ids sent again. Touching ``updated_at`` first keeps the next sweep from sending
     the same upload while this message is still on its way."""
-    from moderation.tasks import score_upload
+    from moderation.tasks import fetch_remote_upload, score_upload
 
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-    ids = list(
-        Upload.objects.filter(status=Upload.Status.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True)[:1000]
-    )
-    for upload_id in ids:
-        Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(updated_at=timezone.now())
-        score_upload.delay(str(upload_id))
-    return ids
+    sent = []
+    for status, task in ((Upload.Status.PENDING, score_upload), (Upload.Status.FETCHING, fetch_remote_upload)):
+        ids = list(Upload.objects.filter(status=status, updated_at__lt=cutoff).values_list("pk", flat=True)[:1000])
+        for upload_id in ids:
+            Upload.objects.filter(pk=upload_id, status=status).update(updated_at=timezone.now())
+            task.delay(str(upload_id))
+        sent += ids
+    return sent

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from moderation.models import Upload
 from moderation.services.known_images import known_image_forget, known_image_record
+from moderation.services.outcomes import outcome_announce
 from reviews.models import Decision, QueueSettings, ReviewRound
 from reviews.services.claims import lease_until
 from reviews.services.rounds import round_open
@@ -105,6 +106,7 @@ def decision_create(
         ):
             upload.refresh_from_db()
             round_open(upload=upload, reason=ReviewRound.Reason.SECOND, excluded_moderator=moderator)
+        outcome_announce(upload_id=upload.pk)
     return decision
 
 
@@ -191,6 +193,7 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
             decided_at=decided_at,
             updated_at=now,
         )
+        outcome_announce(upload_id=upload.pk)
         upload.refresh_from_db()
         return round_open(
             upload=upload,

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from moderation.models import ThresholdPolicy, Upload
 from moderation.routing import Route, route_scores
+from moderation.services.outcomes import outcome_announce
 from reviews.models import ReviewRound
 from reviews.services.rounds import queue_keys
 
@@ -80,6 +81,7 @@ def _reroute_one(round_: ReviewRound, policy: ThresholdPolicy, result: RerouteRe
         if finished != 1:
             transaction.set_rollback(True)
             return
+        outcome_announce(upload_id=upload.pk)
         if outcome.route == Route.APPROVE:
             result.approved += 1
         else:

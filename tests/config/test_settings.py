@@ -97,3 +97,37 @@ def test_production_settings_pass_the_deploy_checks(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _django(tmp_path, code: str, **env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
+    base.update({"VIGIL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "1"})
+    base.update(env)
+    code = "import django; django.setup(); from django.core.cache import cache; " + code
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
+def test_a_redis_cache_is_shared_between_processes(tmp_path):
+    """What makes the upload throttle count across web processes and machines."""
+    url = {"VIGIL_CACHE_URL": "redis://127.0.0.1:6379/14"}
+    key = f"vigil-test-{os.getpid()}"
+    written = _django(tmp_path, f"cache.set({key!r}, 41, 60); cache.incr({key!r})", **url)
+    assert written.returncode == 0, written.stderr
+    read = _django(tmp_path, f"print(cache.get({key!r})); cache.delete({key!r})", **url)
+    assert read.stdout.strip() == "42", read.stderr
+
+
+def test_a_cache_url_that_is_not_redis_fails_loudly(tmp_path):
+    result = _django(tmp_path, "pass", VIGIL_CACHE_URL="memcached://x:11211")
+    assert result.returncode != 0 and "VIGIL_CACHE_URL must be a redis://" in result.stderr

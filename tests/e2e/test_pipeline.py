@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from moderation.models import Score, Upload
-from moderation.services.policies import policy_create
 from reviews.models import Decision
+from tests.e2e.policy import policy_queueing_the_astronaut
 from tests.e2e.worker import celery_worker, purge_broker
 from tests.images import photo_jpeg
 
@@ -28,17 +28,7 @@ def wait_until_routed(ids: list[str], timeout: float = 120) -> dict[str, Upload]
 
 
 def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, moderator, admin_user):
-    # Route by the real scores: chelsea and coffee are far below every threshold; the policy
-    # queues anything with weapon >= 0.002 and rejects from 0.01, so the astronaut photo
-    # (weapon ~0.005 on the baseline) lands in the human queue.
-    policy_create(
-        thresholds={
-            "weapon": {"approve_below": 0.002, "reject_from": 0.5},
-            "nudity": {"approve_below": 0.2, "reject_from": 0.8},
-        },
-        reason="e2e",
-        created_by=admin_user,
-    )
+    policy_queueing_the_astronaut(admin_user)
     purge_broker()
     # Uploaded before the worker starts: the messages wait on the broker meanwhile.
     ids = {}

@@ -35,12 +35,28 @@ def purge_broker() -> None:
         return
     from config.celery import app
 
-    app.control.purge()
+    with app.connection_for_write() as connection:
+        for queue in ("celery", "scoring", "webhooks", "training"):
+            channel = connection.channel()
+            try:
+                channel.queue_purge(queue)
+            except connection.channel_errors:
+                pass  # RabbitMQ: the queue was never declared, so it holds nothing
+            finally:
+                channel.close()
 
 
 @contextmanager
-def celery_worker(log_path: Path, *, ready_timeout: float = 120):
-    """Run a worker for the duration of the block. Call :func:`purge_broker` first."""
+def celery_worker(
+    log_path: Path,
+    *,
+    ready_timeout: float = 120,
+    queues: str = "scoring,webhooks,celery",
+    name: str = "test",
+    env: dict[str, str] | None = None,
+):
+    """Run a worker consuming ``queues`` for the duration of the block; ``env`` adds settings.
+    Call :func:`purge_broker` first."""
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -49,6 +65,7 @@ def celery_worker(log_path: Path, *, ready_timeout: float = 120):
         "PYTHONUNBUFFERED": "1",
         "VIGIL_AUDIT_APPROVED_RATE": str(settings.VIGIL_AUDIT_APPROVED_RATE),
         "VIGIL_AUDIT_REJECTED_RATE": str(settings.VIGIL_AUDIT_REJECTED_RATE),
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -59,10 +76,11 @@ def celery_worker(log_path: Path, *, ready_timeout: float = 120):
         "worker",
         "--loglevel=INFO",
         "--concurrency=1",
+        f"--queues={queues}",
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
-        f"--hostname=test-{os.getpid()}@%h",
+        f"--hostname={name}-{os.getpid()}@%h",
     ]
     with log_path.open("w") as log:
         # Its own process group, so a test can kill the worker and its pool at once.

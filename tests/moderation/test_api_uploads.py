@@ -75,9 +75,19 @@ def test_byte_limit_applies_to_the_api(api, settings, media_root):
 
 
 @pytest.mark.django_db
-def test_json_body_is_refused_with_415(api):
+def test_json_carries_urls_not_images_and_other_bodies_are_415(api):
     response = api.post(URL, {"image": "x"}, format="json")
-    assert response.status_code == 415
+    assert (response.status_code, response.json()) == (
+        400,
+        {"image": ["Send the image as a file in a multipart form, or give a url."]},
+    )
+    for body in ("null", "[1, 2]", '"x"'):
+        response = api.post(URL, body, content_type="application/json")
+        assert (response.status_code, response.json()) == (
+            400,
+            {"non_field_errors": ["Send a JSON object or a multipart form."]},
+        )
+    assert api.post(URL, "<image/>", content_type="application/xml").status_code == 415
 
 
 @pytest.mark.django_db

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import pytest
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.utils.timezone import now
 from rest_framework.test import APIClient
 
 from accounts.roles import Role
 from accounts.services import api_client_create
 from feedback.models import TrainingRun
+from integrations.models import WebhookDelivery
+from integrations.services.webhooks import webhook_set
 from moderation.services.model_versions import model_version_ensure_active
 from tests.factories import make_round, make_upload, make_user
 
@@ -115,6 +118,14 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
     ),
+    "integrations:deliveries": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "integrations:redeliver": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
+    ),
     "prometheus-metrics": (
         "get",
         {"anonymous": 401, "uploader": 401, "other_uploader": 401, "moderator": 401, "admin": 200, "api_client": 401},
@@ -126,6 +137,15 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
     "api-upload": (
         "get",
         {"anonymous": 401, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 404},
+    ),
+    # Webhook registration belongs to API clients; signed-in people have none.
+    "api-webhook": (
+        "get",
+        {"anonymous": 401, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 403, "api_client": 200},
+    ),
+    "api-webhook-secret": (
+        "post",
+        {"anonymous": 401, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 403, "api_client": 200},
     ),
     # The API's description is public, as for most APIs; every endpoint it describes is not.
     "api-schema": (
@@ -168,7 +188,16 @@ def test_every_url_is_in_the_matrix():
 def world(db):
     uploader = make_user(Role.UPLOADER, username="owner")
     round_ = make_round(make_upload(uploader), score=0.2)
-    _, token = api_client_create(name="platform")
+    api_client, token = api_client_create(name="platform")
+    webhook_set(client=api_client, url="https://hooks.example.com/vigil")
+    delivery = WebhookDelivery.objects.create(
+        client=api_client,
+        upload=round_.upload,
+        event="upload.decided",
+        body="{}",
+        max_attempts=1,
+        next_attempt_at=now(),
+    )
     return {
         "users": {
             "uploader": uploader,
@@ -182,6 +211,7 @@ def world(db):
             "round_id": round_.pk,
             "run_id": TrainingRun.objects.create(trigger="admin").pk,
             "version_id": model_version_ensure_active().pk,
+            "delivery_id": delivery.pk,
         },
     }
 

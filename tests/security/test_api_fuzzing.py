@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.services import api_client_create
+from integrations.services.webhooks import webhook_set
 from tests.factories import make_upload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ def test_schema_is_valid_without_warnings(tmp_path):
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(live_server, tmp_path):
     client, token = api_client_create(name="fuzzer")
     make_upload(client.user)  # something to list and fetch
+    webhook_set(client=client, url="https://hooks.example.com/vigil")  # something to read and rotate
     schemathesis = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
         [

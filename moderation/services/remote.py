@@ -1,0 +1,153 @@
+"""Uploads submitted by URL: recorded at once, fetched by a worker, then scored like any upload.
+
+The web process only checks the URL's form (and refuses an IP-literal or ``localhost`` host that
+is not public); the worker resolves the name, refuses non-public addresses unless allow-listed,
+and reads at most ``VIGIL_MAX_UPLOAD_BYTES`` within ``VIGIL_FETCH_TIMEOUT_SECONDS``
+(``integrations.outbound``). An URL that cannot be fetched ends ``unavailable``, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import uuid
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations import outbound
+from moderation.models import Upload
+from moderation.services.intake import (
+    UploadRejected,
+    fields_check,
+    files_delete,
+    image_fields,
+    image_inspect,
+    image_store,
+    scoring_enqueue,
+)
+from moderation.services.outcomes import outcome_announce
+from moderation.signals import UPLOAD_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class FetchRetry(Exception):
+    """A transient failure: the task tries again later."""
+
+
+def _enqueue_fetch(upload_id: uuid.UUID) -> None:
+    from moderation.tasks import fetch_remote_upload
+
+    fetch_remote_upload.delay(str(upload_id))
+
+
+def upload_create_from_url(
+    *,
+    submitter: AbstractBaseUser,
+    url: str,
+    external_id: str = "",
+    metadata: dict | None = None,
+) -> tuple[Upload, bool]:
+    """Record an upload to be fetched from ``url``; returns ``(upload, created)`` like
+    :func:`~moderation.services.intake.upload_create` (a repeated external_id is idempotent)."""
+    metadata = fields_check(external_id=external_id, metadata=metadata)
+    try:
+        outbound.literal_refusal(url)
+    except outbound.OutboundRefused as exc:
+        raise UploadRejected(str(exc)) from None
+    url = url.strip()
+    if external_id:
+        existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+    name = posixpath.basename(unquote(urlsplit(url).path))
+    try:
+        with transaction.atomic():
+            upload = Upload.objects.create(
+                submitter=submitter,
+                status=Upload.Status.FETCHING,
+                source_url=url,
+                external_id=external_id,
+                original_filename=name[:255],
+                metadata=metadata,
+            )
+            transaction.on_commit(lambda: _enqueue_fetch(upload.pk), robust=True)
+    except IntegrityError:
+        if external_id:
+            return Upload.objects.get(submitter=submitter, external_id=external_id), False
+        raise
+    return upload, True
+
+
+def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
+    """Fetch a ``fetching`` upload's URL, store the image and hand it to scoring.
+
+    Raises :class:`FetchRetry` on a transient failure while attempts remain; any other failure
+    marks the upload ``unavailable``. Returns the upload's status. Safe to run twice."""
+    upload = Upload.objects.get(pk=upload_id)
+    if upload.status != Upload.Status.FETCHING:
+        return upload.status
+    last_attempt = attempt >= settings.VIGIL_FETCH_MAX_ATTEMPTS
+    try:
+        response = outbound.request(
+            "GET",
+            upload.source_url,
+            headers={"Accept": "image/jpeg, image/png, image/webp, image/gif;q=0.9, */*;q=0.1"},
+            timeout=settings.VIGIL_FETCH_TIMEOUT_SECONDS,
+            max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES,
+            max_redirects=settings.VIGIL_FETCH_MAX_REDIRECTS,
+        )
+    except outbound.OutboundUnavailable as exc:
+        if not last_attempt:
+            raise FetchRetry(str(exc)) from None
+        return _mark_unavailable(upload, f"Could not fetch the URL after {attempt} attempts: {exc}")
+    except outbound.OutboundRefused as exc:
+        return _mark_unavailable(upload, f"Could not fetch the URL: {exc}")
+    if response.status != 200:
+        if response.status in RETRY_STATUSES and not last_attempt:
+            raise FetchRetry(f"HTTP {response.status}")
+        return _mark_unavailable(upload, f"Could not fetch the URL: the server answered HTTP {response.status}.")
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
+        return _mark_unavailable(upload, f"The URL is not an image (Content-Type {content_type}).")
+    try:
+        image = image_inspect(response.body)
+    except UploadRejected as exc:
+        return _mark_unavailable(upload, f"The URL's content was refused: {exc}")
+    return _store_and_queue(upload, image)
+
+
+def _store_and_queue(upload: Upload, image) -> str:
+    stored = image_store(upload_id=upload.pk, image=image)
+    try:
+        with transaction.atomic():
+            changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(
+                status=Upload.Status.PENDING, updated_at=timezone.now(), **image_fields(image, stored)
+            )
+            if changed:
+                transaction.on_commit(lambda: scoring_enqueue(upload.pk), robust=True)
+    except BaseException:
+        files_delete(stored)
+        raise
+    if not changed:  # another delivery of this task got there first
+        files_delete(stored)
+        return Upload.objects.values_list("status", flat=True).get(pk=upload.pk)
+    return Upload.Status.PENDING
+
+
+def _mark_unavailable(upload: Upload, reason: str) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(
+            status=Upload.Status.UNAVAILABLE, status_reason=reason[:255], routed_at=now, updated_at=now
+        )
+        if changed:
+            outcome_announce(upload_id=upload.pk, event=UPLOAD_UNAVAILABLE)
+    logger.info("upload %s unavailable: %s", upload.pk, reason)
+    return Upload.objects.values_list("status", flat=True).get(pk=upload.pk)

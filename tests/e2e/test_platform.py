@@ -1,0 +1,126 @@
+"""A platform integration on real processes: a scoring worker and a separate webhooks worker (as on
+two machines), uploads by file and by URL from a real HTTP server, signed webhooks to a real
+receiver that fails once, and a human decision delivered the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from accounts.services import api_client_create
+from integrations.models import WebhookDelivery
+from moderation.models import Upload
+from reviews.services.claims import round_claim
+from reviews.services.decisions import decision_create
+from tests.e2e.policy import policy_queueing_the_astronaut
+from tests.e2e.worker import celery_worker, purge_broker
+from tests.http_receiver import Answer
+from tests.images import photo_jpeg
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def signed_correctly(secret: str, request) -> bool:
+    expected = hmac.new(
+        secret.encode(), request.headers["Vigil-Timestamp"].encode() + b"." + request.body, hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(request.headers["Vigil-Signature"], f"v1={expected}")
+
+
+def test_files_and_urls_are_scored_and_every_outcome_is_delivered_once(
+    tmp_path, receiver, allow_loopback, admin_user, moderator
+):
+    policy_queueing_the_astronaut(admin_user)
+    _, token = api_client_create(name="platform")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    secret = api.put("/api/v1/webhook/", {"url": receiver.url("/hook")}, format="json").json()["secret"]
+    receiver.answers["/hook"] = [Answer(status=500, body=b"down for a moment"), Answer(status=200)]
+    receiver.answers["/cdn/coffee.jpg"] = [Answer(body=photo_jpeg("coffee"), headers={"Content-Type": "image/jpeg"})]
+    receiver.answers["/cdn/missing.jpg"] = [Answer(status=404)]
+
+    purge_broker()
+    ids = {}
+    for name in ("chelsea", "astronaut"):
+        response = api.post(
+            "/api/v1/uploads/",
+            {"image": SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name)), "external_id": name},
+            format="multipart",
+        )
+        assert response.status_code == 201, response.content
+        ids[name] = response.json()["id"]
+    for name in ("coffee", "missing"):
+        response = api.post(
+            "/api/v1/uploads/", {"url": receiver.url(f"/cdn/{name}.jpg"), "external_id": name}, format="json"
+        )
+        assert response.status_code == 202, response.content
+        ids[name] = response.json()["id"]
+
+    hooks_env = {"VIGIL_WEBHOOK_BACKOFF_SECONDS": "0.5"}
+    with (
+        celery_worker(tmp_path / "scoring.log", queues="scoring,celery", name="scoring"),
+        celery_worker(tmp_path / "hooks.log", queues="webhooks", name="hooks", env=hooks_env),
+    ):
+        wait_for(
+            lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 3,
+            "three delivered webhooks",
+        )
+        uploads = {u.external_id: u for u in Upload.objects.all()}
+        assert (uploads["chelsea"].status, uploads["chelsea"].decided_by) == ("approved", "auto")
+        assert (uploads["coffee"].status, uploads["coffee"].decided_by) == ("approved", "auto")
+        assert uploads["coffee"].sha256 == hashlib.sha256(photo_jpeg("coffee")).hexdigest()
+        assert uploads["missing"].status == "unavailable"
+        assert uploads["astronaut"].status == "queued"
+
+        # A moderator decides the queued photo; the webhooks worker delivers that too.
+        round_ = uploads["astronaut"].review_rounds.get()
+        round_claim(round_id=round_.pk, moderator=moderator)
+        decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="weapon")
+        wait_for(lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 4, "the human decision")
+        time.sleep(1.5)  # time for any duplicate to show up
+
+    hooks = receiver.to("/hook")
+    assert all(signed_correctly(secret, r) for r in hooks)
+    events = [(json.loads(r.body)["upload"]["external_id"], json.loads(r.body)["event"]) for r in hooks]
+    # The first POST got a 500 and was retried: one delivery id twice, every other exactly once.
+    per_delivery = Counter(r.headers["Vigil-Delivery"] for r in hooks)
+    assert sorted(per_delivery.values()) == [1, 1, 1, 2]
+    assert set(events) == {
+        ("chelsea", "upload.decided"),
+        ("coffee", "upload.decided"),
+        ("missing", "upload.unavailable"),
+        ("astronaut", "upload.decided"),
+    }
+    human = next(
+        json.loads(r.body)["upload"] for r in hooks if json.loads(r.body)["upload"]["external_id"] == "astronaut"
+    )
+    assert (human["status"], human["decided_by"], human["decision"]["label"]) == ("rejected", "human", "harmful")
+    assert len(receiver.to("/cdn/coffee.jpg")) == 1
+
+    # Each worker did only its own queue's work.
+    scoring_log = (tmp_path / "scoring.log").read_text()
+    hooks_log = (tmp_path / "hooks.log").read_text()
+    for task, where in (
+        ("moderation.tasks.score_upload", "scoring"),
+        ("moderation.tasks.fetch_remote_upload", "scoring"),
+        ("integrations.tasks.deliver_webhook", "hooks"),
+    ):
+        ran = {"scoring": f"Task {task}[" in scoring_log, "hooks": f"Task {task}[" in hooks_log}
+        assert ran == {"scoring": where == "scoring", "hooks": where == "hooks"}, task
