@@ -15,7 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from moderation.ml.loading import Classifier, build_classifier
+from moderation.ml.loading import FINETUNED_ARCHITECTURE, Classifier, build_classifier
+from moderation.ml.serving import serving_paths
 from moderation.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,21 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
             _loaded.move_to_end(key)
         else:
             threads = settings.VIGIL_TORCH_THREADS or None
-            logger.info("loading model version %s (%s)", model_version.name, model_version.architecture)
             _check_weights(model_version)
+            onnx_file, _ = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
+            serving = onnx_file if onnx_file.is_file() else None
+            logger.info(
+                "loading model version %s (%s) with %s",
+                model_version.name,
+                model_version.architecture,
+                "ONNX Runtime" if serving else "torch: no ONNX export yet (manage.py export_serving)",
+            )
             classifier = build_classifier(
-                model_version.architecture, model_version.config, weights=model_version.weights, threads=threads
+                model_version.architecture,
+                model_version.config,
+                weights=model_version.weights,
+                threads=threads,
+                serving=serving,
             )
             while len(_loaded) >= MAX_LOADED:
                 _loaded.popitem(last=False)
@@ -53,10 +65,9 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
 
 
 def _check_weights(model_version: ModelVersion) -> None:
-    from moderation.ml import checkpoints
     from moderation.ml.files import file_sha256
 
-    if model_version.architecture != checkpoints.ARCHITECTURE:
+    if model_version.architecture != FINETUNED_ARCHITECTURE:
         return  # packaged weights (the baseline) are pinned by requirements.txt
     path = Path(model_version.weights)
     if not path.is_file():

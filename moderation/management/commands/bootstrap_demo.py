@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.roles import Role
 from accounts.services import user_create
-from moderation.services.model_versions import model_version_ensure_active
+from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
 from moderation.services.policies import policy_current
 
 DEMO_USERS = {"admin": Role.ADMIN, "moderator": Role.MODERATOR}
@@ -30,6 +30,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, no_users: bool, **options) -> None:
         model = model_version_ensure_active()
+        model_version_export_serving(model_version=model)  # an install from before exports existed
         policy = policy_current()
         self.stdout.write(f"Active model: {model.name}; threshold policy v{policy.version}")
         if no_users:
