@@ -51,6 +51,10 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
                 model_version.architecture,
                 "ONNX Runtime" if serving else "torch: no ONNX export yet (manage.py export_serving)",
             )
+            if serving is None and threads:
+                import torch
+
+                torch.set_num_threads(threads)
             classifier = build_classifier(
                 model_version.architecture,
                 model_version.config,

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -15,6 +15,7 @@ from moderation.forms import UploadForm
 from moderation.imaging import DISPLAY_CONTENT_TYPE
 from moderation.selectors import uploads_visible_to
 from moderation.serializers import UploadOutput
+from moderation.services.display import DisplayUnavailable, display_ensure
 from moderation.services.intake import UploadRejected, upload_create
 
 # User images are served as inert data: never sniffed into HTML, never allowed to run anything.
@@ -68,8 +69,12 @@ def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
 @require_GET
 def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
     """The re-encoded, metadata-free display derivative, for those allowed to see the upload."""
-    upload = get_object_or_404(uploads_visible_to(request.user).exclude(display=""), pk=upload_id)
-    return _inert(FileResponse(default_storage.open(upload.display.name, "rb"), content_type=DISPLAY_CONTENT_TYPE))
+    upload = get_object_or_404(uploads_visible_to(request.user).exclude(original=""), pk=upload_id)
+    try:
+        name = display_ensure(upload=upload)
+    except DisplayUnavailable:
+        raise Http404("This image cannot be shown.") from None
+    return _inert(FileResponse(default_storage.open(name, "rb"), content_type=DISPLAY_CONTENT_TYPE))
 
 
 @login_required

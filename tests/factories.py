@@ -31,6 +31,17 @@ def make_upload(submitter: AbstractUser | None = None, data: bytes | None = None
     return upload
 
 
+def with_phash(upload: Upload) -> Upload:
+    """Give the upload its perceptual hash as the scoring worker does (from its decoded original)."""
+    from moderation.imaging import perceptual_hash
+    from moderation.services.scoring import _decode
+
+    if not upload.phash:
+        upload.phash = perceptual_hash(_decode(upload, 256).image)
+        Upload.objects.filter(pk=upload.pk).update(phash=upload.phash)
+    return upload
+
+
 def make_round(upload: Upload | None = None, *, reason: str = "model", score: float | None = None, **kwargs):
     """Put an upload in the human queue the way routing does: status queued (or failed) and an
     open review round. ``score`` gives it a harmful score without running a model."""
@@ -39,7 +50,7 @@ def make_round(upload: Upload | None = None, *, reason: str = "model", score: fl
     from moderation.services.policies import policy_current
     from reviews.services.rounds import round_open
 
-    upload = upload or make_upload()
+    upload = with_phash(upload or make_upload())
     changes = {
         "status": Upload.Status.FAILED if reason == "failed" else Upload.Status.QUEUED,
         "policy": policy_current(),
@@ -70,6 +81,7 @@ def route_with(upload: Upload, category_scores: dict[str, float]) -> Upload:
         category_scores=category_scores,
         latency_ms=1.0,
     )
+    with_phash(upload)
     assert upload_route(upload=upload, score=score)
     upload.refresh_from_db()
     return upload

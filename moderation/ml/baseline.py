@@ -75,12 +75,8 @@ class BaselineClassifier:
 
             self._onnx = OnnxNetwork(serving, threads=threads)
         else:
-            import torch
-
             from moderation.ml.backbones import efficientnet_lite0
 
-            if threads:
-                torch.set_num_threads(threads)
             self._backbone = efficientnet_lite0(pretrained=True).eval()
 
     @property

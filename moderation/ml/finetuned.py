@@ -60,12 +60,8 @@ class FineTunedClassifier:
             self.preprocessing = self._onnx.preprocessing
             self.category = self._onnx.description["category"]
         else:
-            import torch
-
             from moderation.ml import checkpoints
 
-            if threads:
-                torch.set_num_threads(threads)
             net, meta = checkpoints.load(checkpoint)
             self.meta = meta
             self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])

@@ -100,38 +100,24 @@ def image_inspect(data: bytes) -> InspectedImage:
     """Validate image bytes against the configured limits; :class:`UploadRejected` says why not."""
     try:
         return inspect_image(
-            data,
-            max_pixels=settings.VIGIL_MAX_IMAGE_PIXELS,
-            max_frames=settings.VIGIL_MAX_IMAGE_FRAMES,
-            display_max_side=settings.VIGIL_DISPLAY_MAX_SIDE,
+            data, max_pixels=settings.VIGIL_MAX_IMAGE_PIXELS, max_frames=settings.VIGIL_MAX_IMAGE_FRAMES
         )
     except ImageRejected as exc:
         raise UploadRejected(str(exc)) from None
 
 
 def image_store(*, upload_id: uuid.UUID, image: InspectedImage) -> list[str]:
-    """Save the original and its display derivative under names only the upload id gives; returns
-    the stored names (original first). Removes what it saved if the second save fails."""
+    """Save the original under a name only the upload id gives; returns the stored names. The
+    display derivative and the perceptual hash come later, from the worker (services/display.py)."""
     shard = upload_id.hex[:2]
-    stored: list[str] = []
-    try:
-        stored.append(
-            default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))
-        )
-        stored.append(default_storage.save(f"display/{shard}/{upload_id.hex}.webp", ContentFile(image.display)))
-    except BaseException:
-        files_delete(stored)
-        raise
-    return stored
+    return [default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))]
 
 
 def image_fields(image: InspectedImage, stored: list[str]) -> dict:
     """The Upload columns that describe a stored image."""
     return {
         "original": stored[0],
-        "display": stored[1],
         "sha256": image.sha256,
-        "phash": image.phash,
         "format": image.format,
         "width": image.width,
         "height": image.height,

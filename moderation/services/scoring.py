@@ -20,10 +20,11 @@ from django.utils import timezone
 from PIL import Image
 
 from moderation.classifiers import classifier_for
-from moderation.imaging import ALLOWED_FORMATS
+from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
 from moderation.ml.images import load_rgb
 from moderation.models import KnownImage, ModelVersion, Score, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
+from moderation.services.display import display_prepare
 from moderation.services.known_images import known_image_matches
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.policies import policy_current
@@ -43,33 +44,45 @@ class ScoringResult:
     routed_now: bool
 
 
-def _decode(upload: Upload, min_side: int) -> Image.Image:
+@dataclass(frozen=True)
+class Decoded:
+    image: Image.Image
+    seconds: float
+
+
+def _decode(upload: Upload, min_side: int) -> Decoded:
     """Read the stored original and decode it to RGB.
 
     A read error other than a missing file propagates, so the task retries (storage can be a
     network service); a file that is gone or does not decode is final: :class:`UndecodableImage`.
     """
+    started = time.perf_counter()
     try:
         with default_storage.open(upload.original.name, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
         raise UndecodableImage("the stored original is missing") from None
     try:
-        return load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
+        image = load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
     except Exception as exc:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
+    return Decoded(image, time.perf_counter() - started)
 
 
-def score_create(*, upload: Upload, model_version: ModelVersion) -> Score:
-    """Run the model on ``upload`` and store its score; returns the existing score if there is one."""
-    existing = Score.objects.filter(upload=upload, model_version=model_version).first()
-    if existing is not None:
-        return existing
+def score_create(*, upload: Upload, model_version: ModelVersion, decoded: Decoded | None = None) -> Score:
+    """Run the model on ``upload`` (decoding it unless ``decoded`` is given) and store its score;
+    returns the existing score if there is one (with ``decoded``, the first attempt's path, it is
+    not looked up first: the unique constraint catches the rare redelivery that already scored)."""
+    if decoded is None:
+        existing = Score.objects.filter(upload=upload, model_version=model_version).first()
+        if existing is not None:
+            return existing
     classifier = classifier_for(model_version)
+    if decoded is None:
+        decoded = _decode(upload, classifier.min_decode_side)
     started = time.perf_counter()
-    image = _decode(upload, classifier.min_decode_side)
-    category_scores = classifier.predict([image])[0]
-    latency_ms = (time.perf_counter() - started) * 1000
+    category_scores = classifier.predict([decoded.image])[0]
+    latency_ms = (decoded.seconds + time.perf_counter() - started) * 1000
     try:
         with transaction.atomic():
             return Score.objects.create(
@@ -98,6 +111,7 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
     final = outcome.route in (Route.APPROVE, Route.REJECT)
     with transaction.atomic():
         changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PENDING).update(
+            phash=upload.phash,
             status=outcome.route.value,
             decided_by=Upload.DecidedBy.AUTO if final else "",
             status_reason=outcome.reason[:255],
@@ -108,6 +122,7 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
             updated_at=now,
         )
         if changed == 1:
+            upload.status = outcome.route.value
             _announce(upload.pk)
     return changed == 1
 
@@ -140,9 +155,14 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
     if upload.status != Upload.Status.PENDING:
         return ScoringResult(upload.pk, upload.status, routed_now=False)
     Upload.objects.filter(pk=upload.pk).update(score_attempts=F("score_attempts") + 1)
-    upload.refresh_from_db(fields=["score_attempts"])
+    upload.score_attempts += 1
     try:
-        score = score_create(upload=upload, model_version=model_version_ensure_active())
+        model_version = model_version_ensure_active()
+        decoded = None
+        if not upload.phash:  # the first attempt: decode once for the hash and the model
+            decoded = _decode(upload, classifier_for(model_version).min_decode_side)
+            upload.phash = perceptual_hash(decoded.image)  # stored by the routing update
+        score = score_create(upload=upload, model_version=model_version, decoded=decoded)
     except UndecodableImage as exc:
         routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
         return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
@@ -156,8 +176,11 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
             return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
         raise
     routed = upload_route(upload=upload, score=score)
-    upload.refresh_from_db(fields=["status"])
+    if not routed:
+        upload.refresh_from_db(fields=["status"])
     if routed:
+        if upload.status == Upload.Status.QUEUED:
+            display_prepare(upload=upload)  # ready before a moderator opens it
         scores_create_shadow(upload=upload)
     return ScoringResult(upload.pk, upload.status, routed_now=routed)
 

@@ -13,10 +13,11 @@ from reviews.models import Decision, ModeratorPreferences
 def decisions_on_similar(*, upload: Upload, limit: int = 20) -> list[Decision]:
     """Decisions on this upload and on uploads of the same bytes (sha256) or the same perceptual
     hash (a re-encode, resize or small edit of the same picture), newest first, undone ones too."""
+    same = Q(upload=upload) | Q(upload__sha256=upload.sha256)
+    if upload.phash:  # empty until the worker decoded it (never, for an undecodable original)
+        same |= Q(upload__phash=upload.phash)
     return list(
-        Decision.objects.filter(Q(upload=upload) | Q(upload__sha256=upload.sha256) | Q(upload__phash=upload.phash))
-        .select_related("moderator", "round", "upload")
-        .order_by("-created_at")[:limit]
+        Decision.objects.filter(same).select_related("moderator", "round", "upload").order_by("-created_at")[:limit]
     )
 
 

@@ -7,14 +7,20 @@ import zlib
 import pytest
 from PIL import Image
 
-from moderation.imaging import ImageRejected, inspect_image, read_limited
+from moderation.imaging import ImageRejected, display_webp, inspect_image, perceptual_hash, read_limited
 from tests.images import encode, photo, solid
 
-LIMITS = {"max_pixels": 4_000_000, "max_frames": 20, "display_max_side": 256}
+LIMITS = {"max_pixels": 4_000_000, "max_frames": 20}
 
 
 def inspect(data: bytes, **overrides):
     return inspect_image(data, **{**LIMITS, **overrides})
+
+
+def derivative(data: bytes) -> Image.Image:
+    """The display derivative (made by the worker or on first view) of an image intake accepts."""
+    inspect(data)
+    return Image.open(io.BytesIO(display_webp(data, max_side=256)))
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
@@ -26,7 +32,7 @@ def test_allowed_formats_are_accepted(fmt):
         200,
         {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}[fmt],
     )
-    assert len(result.sha256) == 64 and len(result.phash) == 16
+    assert len(result.sha256) == 64
 
 
 def test_display_derivative_is_resized_webp_without_metadata():
@@ -34,8 +40,7 @@ def test_display_derivative_is_resized_webp_without_metadata():
     exif = Image.Exif()
     exif[0x010F] = "SecretCam"  # Make
     exif[0x8825] = {2: (1.0, 2.0, 3.0)}  # GPS info
-    result = inspect(encode(image, "JPEG", exif=exif.tobytes(), comment=b"private"))
-    display = Image.open(io.BytesIO(result.display))
+    display = derivative(encode(image, "JPEG", exif=exif.tobytes(), comment=b"private"))
     assert display.format == "WEBP"
     assert max(display.size) == 256
     assert not display.getexif()
@@ -45,30 +50,38 @@ def test_display_derivative_is_resized_webp_without_metadata():
 def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
-    result = inspect(encode(Image.new("RGB", (300, 100), "red"), "JPEG", exif=exif.tobytes()))
+    data = encode(Image.new("RGB", (300, 100), "red"), "JPEG", exif=exif.tobytes())
+    result = inspect(data)
     assert (result.width, result.height) == (100, 300)
-    assert Image.open(io.BytesIO(result.display)).size[1] > Image.open(io.BytesIO(result.display)).size[0]
+    assert derivative(data).size == (85, 256)
 
 
 def test_palette_with_transparency_becomes_white_not_black():
     image = Image.new("P", (40, 40), 0)
     image.putpalette([0, 0, 0] + [255, 0, 0] * 255)
     data = encode(image, "PNG", transparency=0)
-    display = Image.open(io.BytesIO(inspect(data).display)).convert("RGB")
+    display = derivative(data).convert("RGB")
     assert min(display.getpixel((20, 20))) > 240  # every channel near white
 
 
 def test_cmyk_jpeg_is_converted():
     data = encode(Image.new("CMYK", (50, 50), (0, 255, 255, 0)), "JPEG")
-    display = Image.open(io.BytesIO(inspect(data).display)).convert("RGB")
+    display = derivative(data).convert("RGB")
     red, green, blue = display.getpixel((25, 25))
     assert red > 200 and green < 60 and blue < 60
 
 
 def test_16_bit_png_is_scaled_not_clipped():
     image = Image.new("I;16", (32, 32), 30000)
-    display = Image.open(io.BytesIO(inspect(encode(image, "PNG")).display)).convert("L")
+    display = derivative(encode(image, "PNG")).convert("L")
     assert 240 <= display.getpixel((16, 16)) <= 255
+
+
+def test_perceptual_hash_survives_rescaling():
+    picture = photo("chelsea")
+    small = picture.resize((picture.width // 3, picture.height // 3))
+    distance = bin(int(perceptual_hash(picture), 16) ^ int(perceptual_hash(small), 16)).count("1")
+    assert len(perceptual_hash(picture)) == 16 and distance <= 2
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -23,7 +23,9 @@ def test_upload_is_stored_under_random_names_and_scoring_enqueued_after_commit(
     assert upload.original_filename == "holiday.jpg"
     assert "holiday" not in upload.original.name
     assert upload.original.name.endswith(f"{upload.pk.hex}.jpg")
-    assert stored_files(media_root) == sorted([upload.original.name, upload.display.name])
+    # Only the original: the display derivative and the pHash come from the worker (or a first view).
+    assert stored_files(media_root) == [upload.original.name]
+    assert (upload.display.name, upload.phash) == ("", "")
     assert (media_root / upload.original.name).read_bytes() == data
 
 
@@ -56,7 +58,7 @@ def test_repeated_external_id_returns_the_first_upload(uploader, media_root):
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk
     assert Upload.objects.count() == 1
-    assert len(stored_files(media_root)) == 2
+    assert len(stored_files(media_root)) == 1
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ from moderation.services.known_images import hamming, known_image_matches, known
 from reviews.models import ReviewRound
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create, decision_undo
-from tests.factories import make_round, make_upload, route_with
+from tests.factories import make_round, make_upload, route_with, with_phash
 from tests.images import photo_jpeg
 
 
@@ -23,6 +23,7 @@ def test_a_rejected_picture_is_remembered_and_a_near_copy_is_auto_rejected(moder
     round_ = round_claim(round_id=make_round(original).pk, moderator=moderator)
     decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="other")
     known = KnownImage.objects.get()
+    original.refresh_from_db()
     assert (known.phash, known.label, known.upload, known.labelled_by) == (
         original.phash,
         "harmful",
@@ -30,7 +31,7 @@ def test_a_rejected_picture_is_remembered_and_a_near_copy_is_auto_rejected(moder
         moderator,
     )
     # A re-encoded, smaller copy: a different file with the same or a nearby perceptual hash.
-    copy = make_upload(data=photo_jpeg("astronaut", quality=60))
+    copy = with_phash(make_upload(data=photo_jpeg("astronaut", quality=60)))
     assert copy.sha256 != original.sha256 and hamming(copy.phash, original.phash) <= 4
     copy = route(copy)  # a score the thresholds would approve
     assert (copy.status, copy.decided_by) == ("rejected", "auto")
@@ -40,7 +41,7 @@ def test_a_rejected_picture_is_remembered_and_a_near_copy_is_auto_rejected(moder
 
 @pytest.mark.django_db
 def test_matching_finds_every_hash_within_the_distance():
-    base = make_upload()
+    base = with_phash(make_upload())
     for bits in range(9):
         KnownImage.objects.all().delete()
         upload = Upload(phash=flip(base.phash, bits))

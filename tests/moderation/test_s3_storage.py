@@ -239,8 +239,8 @@ def test_upload_score_review_and_export_through_object_storage(
     response = api.post("/api/v1/uploads/", {"image": _file(data)}, format="multipart")
     assert response.status_code == 201, response.content
     upload = Upload.objects.get()
-    assert upload.original.name.startswith("originals/") and upload.display.name.startswith("display/")
-    assert keys(bucket) == {f"{PREFIX}/{upload.original.name}", f"{PREFIX}/{upload.display.name}"}
+    assert upload.original.name.startswith("originals/") and upload.display.name == ""
+    assert keys(bucket) == {f"{PREFIX}/{upload.original.name}"}
     assert body(bucket, f"{PREFIX}/{upload.original.name}") == data
     assert stored_files(media_root) == []  # nothing on the local disk
 
@@ -249,6 +249,9 @@ def test_upload_score_review_and_export_through_object_storage(
     result = upload_score(upload_id=upload.pk)
     upload.refresh_from_db()
     assert result.routed_now and upload.status == "queued" and upload.score.harmful_score < 0.01
+    # Sent to humans, so the worker made the display derivative, in the bucket too.
+    assert upload.display.name.startswith("display/")
+    assert keys(bucket) == {f"{PREFIX}/{upload.original.name}", f"{PREFIX}/{upload.display.name}"}
 
     # Moderators get the images through the authorised views, streamed from the bucket.
     client.force_login(moderator)
