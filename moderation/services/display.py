@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 
 from moderation.imaging import display_webp
 from moderation.models import Upload
+from moderation.services.intake import UndecodableImage, original_decode
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,9 @@ def display_ensure(*, upload: Upload) -> str:
     if not upload.original:
         raise DisplayUnavailable("no image has been stored yet")
     try:
-        with default_storage.open(upload.original.name, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise DisplayUnavailable("the stored original is missing") from None
-    try:
-        webp = display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE)
-    except Exception as exc:
-        raise DisplayUnavailable(f"the stored original cannot be decoded ({type(exc).__name__})") from None
+        webp = original_decode(upload, lambda data: display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE))
+    except UndecodableImage as exc:
+        raise DisplayUnavailable(str(exc)) from None
     name = default_storage.save(f"display/{upload.pk.hex[:2]}/{upload.pk.hex}.webp", ContentFile(webp))
     if Upload.objects.filter(pk=upload.pk, display="").update(display=name) != 1:
         default_storage.delete(name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,10 +20,31 @@ from moderation.models import Upload
 logger = logging.getLogger(__name__)
 
 MAX_METADATA_BYTES = 16 * 1024
+T = TypeVar("T")
 
 
 class UploadRejected(ValueError):
     """Bad input; the message is safe to show to the submitter."""
+
+
+class UndecodableImage(Exception):
+    """The stored original is gone or does not decode: final, retrying will not help."""
+
+
+def original_decode(upload: Upload, decode: Callable[[bytes], T]) -> T:
+    """Read ``upload``'s stored original and hand the bytes to ``decode``.
+
+    A read error other than a missing file propagates (storage can be a network service, worth a
+    retry); a missing file, or any error from ``decode``, is :class:`UndecodableImage`."""
+    try:
+        with default_storage.open(upload.original.name, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise UndecodableImage("the stored original is missing") from None
+    try:
+        return decode(data)
+    except Exception as exc:
+        raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 
 
 def scoring_enqueue(upload_id: uuid.UUID) -> None:

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,16 +24,13 @@ from moderation.ml.images import load_rgb
 from moderation.models import KnownImage, ModelVersion, Score, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.display import display_prepare
+from moderation.services.intake import UndecodableImage, original_decode
 from moderation.services.known_images import known_image_matches
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.policies import policy_current
 from moderation.signals import UPLOAD_DECIDED, upload_outcome, upload_routed
 
 logger = logging.getLogger(__name__)
-
-
-class UndecodableImage(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -51,21 +47,11 @@ class Decoded:
 
 
 def _decode(upload: Upload, min_side: int) -> Decoded:
-    """Read the stored original and decode it to RGB.
-
-    A read error other than a missing file propagates, so the task retries (storage can be a
-    network service); a file that is gone or does not decode is final: :class:`UndecodableImage`.
-    """
+    """Read the stored original and decode it to RGB (:func:`original_decode` says what fails how)."""
     started = time.perf_counter()
-    try:
-        with default_storage.open(upload.original.name, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise UndecodableImage("the stored original is missing") from None
-    try:
-        image = load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
-    except Exception as exc:
-        raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
+    image = original_decode(
+        upload, lambda data: load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
+    )
     return Decoded(image, time.perf_counter() - started)
 
 
