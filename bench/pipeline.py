@@ -294,6 +294,7 @@ def main() -> int:
     try:
         stack.manage("migrate", "--noinput")
         stack.manage("collectstatic", "--noinput")
+        stack.manage("bootstrap_demo", "--no-users")  # the baseline, exported to ONNX as on a real install
         token = stack.manage("create_api_client", "bench").strip().splitlines()[-1]
         import django
 

@@ -7,6 +7,7 @@ servers with ``DATABASE_URL`` and ``CELERY_BROKER_URL``. See README.md for every
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -260,12 +261,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 # Retraining takes minutes to hours: it has its own queue and worker, so scoring never waits on it.
-# Separate queues, so each kind of work gets its own workers (docs/deploy.md): scoring and URL
-# fetching, model training, webhook delivery; periodic housekeeping stays on the default queue.
+# Separate queues, so each kind of work gets its own workers (docs/deploy.md): scoring (CPU),
+# URL fetching and webhook delivery (network waits), model training; periodic housekeeping stays
+# on the default queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "moderation.tasks.score_upload": {"queue": "scoring"},
-    "moderation.tasks.fetch_remote_upload": {"queue": "scoring"},
+    "moderation.tasks.fetch_remote_upload": {"queue": "fetch"},
     "feedback.tasks.*": {"queue": "training"},
     "integrations.tasks.deliver_webhook": {"queue": "webhooks"},
 }
@@ -282,6 +284,13 @@ VIGIL_FETCH_MAX_REDIRECTS = env_int("VIGIL_FETCH_MAX_REDIRECTS", 3, minimum=0)
 # Private, loopback or link-local networks outbound requests may reach anyway (admins can add
 # more under Integrations → Allowed networks), e.g. "10.1.2.0/24,127.0.0.1".
 VIGIL_OUTBOUND_ALLOWED_NETWORKS = env_list("VIGIL_OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in VIGIL_OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"VIGIL_OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not an IP address or network."
+        ) from None
 VIGIL_WEBHOOK_TIMEOUT_SECONDS = env_float("VIGIL_WEBHOOK_TIMEOUT_SECONDS", 10.0)
 VIGIL_WEBHOOK_MAX_ATTEMPTS = env_int("VIGIL_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1)
 VIGIL_WEBHOOK_BACKOFF_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_SECONDS", 30.0)

@@ -103,7 +103,3 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.response_status is not None and 200 <= self.response_status < 300

@@ -74,13 +74,21 @@ def parse_url(url: str) -> Target:
         raise OutboundRefused("The URL has no host.")
     if parts.username is not None or parts.password is not None:
         raise OutboundRefused("URLs with a user name or password are not accepted.")
+    host = parts.hostname
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise OutboundRefused("The URL contains spaces or control characters.")
+    if ":" not in host:  # a name, not an IPv6 literal: its ASCII (IDNA) form is what goes on the wire
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise OutboundRefused(f"{parts.hostname!r} is not a valid host name.") from None
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
     return Target(
         url=url,
         scheme=parts.scheme,
-        host=parts.hostname,
+        host=host,
         port=port or (443 if parts.scheme == "https" else 80),
         path=path,
     )
@@ -95,13 +103,34 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(n, strict=False) for n in configured]
 
 
+# IPv6 ranges that carry an IPv4 address a gateway may turn into a connection to it.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(address, ipaddress.IPv6Address) or address.is_loopback or address.is_unspecified:
+        return None
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if any(address in network for network in (*NAT64, IPV4_COMPATIBLE)):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def address_refusal(address: IPAddress, networks: Iterable | None = None) -> str | None:
     """What kind of address ``address`` is if it may not be reached (e.g. "a private address"),
-    or None if it may."""
+    or None if it may. IPv6 forms that embed an IPv4 address (mapped, 6to4, NAT64, compatible)
+    are judged by that address; Teredo and site-local are refused outright."""
     networks = allowed_networks() if networks is None else networks
-    plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+    embedded = _embedded_ipv4(address)
+    plain = embedded or address
     if any(plain in network or address in network for network in networks):
         return None
+    if isinstance(address, ipaddress.IPv6Address) and (address.teredo or address.is_site_local):
+        return "a tunnelling or site-local IPv6 address"
     for kind, test in (
         ("a loopback", plain.is_loopback),
         ("a link-local", plain.is_link_local),
@@ -151,6 +180,8 @@ def _resolve(target: Target) -> IPAddress:
     host = "127.0.0.1" if _is_localhost(target.host) else target.host
     try:
         infos = socket.getaddrinfo(host, target.port, type=socket.SOCK_STREAM)
+    except (UnicodeError, ValueError):
+        raise OutboundRefused(f"{target.host!r} is not a valid host name.") from None
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_AGAIN:
             raise OutboundUnavailable(f"DNS lookup of {target.host} failed for now") from None

@@ -156,7 +156,7 @@ class UploadListCreateApi(APIView):
                 metadata=serializer.validated_data["metadata"],
             )
         except UploadRejected as exc:
-            raise ValidationError({"image": [str(exc)]}) from None
+            raise ValidationError({exc.field: [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def _create_from_url(self, request: Request) -> Response:
@@ -170,7 +170,7 @@ class UploadListCreateApi(APIView):
                 metadata=serializer.validated_data["metadata"],
             )
         except UploadRejected as exc:
-            raise ValidationError({"url": [str(exc)]}) from None
+            raise ValidationError({"url" if exc.field == "image" else exc.field: [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="uploads_list", responses={200: PAGE, 401: UNAUTHORIZED})

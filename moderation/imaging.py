@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
-import imagehash
 from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageFile
 
@@ -141,4 +140,6 @@ def display_webp(data: bytes, *, max_side: int) -> bytes:
 
 def perceptual_hash(rgb: Image.Image) -> str:
     """64-bit pHash (hex) of a decoded picture; robust to scale, so any decode size ≥ 32 px does."""
+    import imagehash  # the worker's: the web process never hashes
+
     return str(imagehash.phash(rgb))

@@ -6,6 +6,8 @@ from django.dispatch import Signal
 # Sent inside the routing transaction, right after an upload left ``pending``:
 # ``upload`` is the refreshed Upload (queued, failed, or approved/rejected by the model).
 # A receiver that raises rolls the routing back, so the task retries; receivers must be idempotent.
+# A receiver returns something other than None when it put the upload before a human (the worker
+# then prepares its display image).
 upload_routed = Signal()
 
 # Sent inside the transaction that changed what a submitter should hear about an upload

@@ -1,4 +1,4 @@
-"""Worker process set-up: thread count and a warm model."""
+"""Worker process set-up: a warm model."""
 
 from __future__ import annotations
 

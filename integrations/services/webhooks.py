@@ -39,10 +39,11 @@ def webhook_set(*, client: ApiClient, url: str) -> ApiClient:
     """Register (or change) the client's callback URL; a secret is created on first registration."""
     try:
         outbound.literal_refusal(url)
+        scheme = outbound.parse_url(url).scheme
     except outbound.OutboundRefused as exc:
         raise ValidationError(str(exc)) from None
     url = url.strip()
-    if url.startswith("http://") and not settings.VIGIL_WEBHOOK_ALLOW_HTTP:
+    if scheme == "http" and not settings.VIGIL_WEBHOOK_ALLOW_HTTP:
         raise ValidationError("Webhook URLs must use https (set VIGIL_WEBHOOK_ALLOW_HTTP to allow http).")
     client.webhook_url = url
     if not client.webhook_secret:
@@ -52,7 +53,7 @@ def webhook_set(*, client: ApiClient, url: str) -> ApiClient:
 
 
 def webhook_clear(*, client: ApiClient) -> None:
-    """Stop webhooks for the client. Deliveries still pending fail on their next attempt."""
+    """Stop webhooks for the client. Deliveries still pending fail at their next attempt, for good."""
     client.webhook_url = ""
     client.save(update_fields=["webhook_url"])
 
@@ -126,8 +127,8 @@ def delivery_send(*, delivery_id: uuid.UUID | str) -> str | None:
     body = delivery.body.encode()
     status_code, excerpt, error = None, "", ""
     started = time.perf_counter()
-    if not url:
-        error = "The client has no webhook URL."
+    if not url or not secret:
+        error = "The client has no webhook URL (or no signing secret); not retried."
     else:
         headers = {
             "Content-Type": "application/json",
@@ -148,7 +149,10 @@ def delivery_send(*, delivery_id: uuid.UUID | str) -> str | None:
             status_code = response.status
             excerpt = response.body[:RESPONSE_EXCERPT_CHARS].decode("utf-8", "replace")
         except (outbound.OutboundRefused, outbound.OutboundUnavailable) as exc:
-            error = str(exc)[:500]
+            error = str(exc)
+        except Exception as exc:  # whatever else goes wrong is recorded as this attempt's failure
+            logger.exception("webhook %s: unexpected error", delivery.pk)
+            error = f"Unexpected error: {type(exc).__name__}"
     WebhookAttempt.objects.create(
         delivery=delivery,
         number=delivery.attempts,
@@ -156,19 +160,29 @@ def delivery_send(*, delivery_id: uuid.UUID | str) -> str | None:
         started_at=now,
         duration_ms=(time.perf_counter() - started) * 1000,
         response_status=status_code,
-        response_body=excerpt,
-        error=error,
+        response_body=printable(excerpt),
+        error=printable(error)[:500],
     )
-    return _settle(delivery, succeeded=status_code is not None and 200 <= status_code < 300)
+    succeeded = status_code is not None and 200 <= status_code < 300
+    return _settle(delivery, succeeded=succeeded, final=not url or not secret)
 
 
-def _settle(delivery: WebhookDelivery, *, succeeded: bool) -> str:
+def printable(text: str) -> str:
+    """Text PostgreSQL can store: NUL characters (which a hostile receiver may send) replaced."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _settle(delivery: WebhookDelivery, *, succeeded: bool, final: bool = False) -> str:
     now = timezone.now()
-    sending = WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.SENDING)
+    # Only the attempt that holds the claim settles it: if its lease ran out and another worker
+    # claimed the row meanwhile, the attempts count moved on and this update changes nothing.
+    sending = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.SENDING, attempts=delivery.attempts
+    )
     if succeeded:
         sending.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now, lease_expires_at=None)
         return WebhookDelivery.Status.SUCCEEDED
-    if delivery.attempts >= delivery.max_attempts:
+    if final or delivery.attempts >= delivery.max_attempts:
         sending.update(status=WebhookDelivery.Status.FAILED, lease_expires_at=None)
         logger.warning("webhook %s to %s failed %d times; giving up", delivery.pk, delivery.client, delivery.attempts)
         return WebhookDelivery.Status.FAILED

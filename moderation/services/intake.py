@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 
 class UploadRejected(ValueError):
-    """Bad input; the message is safe to show to the submitter."""
+    """Bad input; the message is safe to show to the submitter, ``field`` says which input."""
+
+    def __init__(self, message: str, *, field: str = "image") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UndecodableImage(Exception):
@@ -110,12 +114,28 @@ def upload_create(
 def fields_check(*, external_id: str, metadata: dict | None) -> dict:
     metadata = metadata or {}
     if not isinstance(metadata, dict):
-        raise UploadRejected("metadata must be a JSON object.")
-    if len(json.dumps(metadata).encode()) > MAX_METADATA_BYTES:
-        raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.")
+        raise UploadRejected("metadata must be a JSON object.", field="metadata")
+    encoded = json.dumps(metadata)
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise UploadRejected(f"metadata is larger than {MAX_METADATA_BYTES // 1024} KB.", field="metadata")
+    if _has_nul(metadata):
+        raise UploadRejected("metadata must not contain NUL characters.", field="metadata")
     if len(external_id) > 255:
-        raise UploadRejected("external_id is longer than 255 characters.")
+        raise UploadRejected("external_id is longer than 255 characters.", field="external_id")
+    if "\x00" in external_id:
+        raise UploadRejected("external_id must not contain NUL characters.", field="external_id")
     return metadata
+
+
+def _has_nul(value: object) -> bool:
+    """PostgreSQL's jsonb cannot store NUL characters in strings or keys."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def image_inspect(data: bytes) -> InspectedImage:

@@ -8,6 +8,7 @@ or rolling back needs no restart.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from django.utils import timezone
 
 from moderation.ml.files import atomic_write, file_sha256
 from moderation.models import ModelEvent, ModelVersion
+
+logger = logging.getLogger(__name__)
 
 BASELINE_NAME = "baseline-imagenet-nsfw-v1"
 
@@ -53,14 +56,14 @@ def model_version_register_baseline() -> ModelVersion:
             "notes": "Zero-shot EfficientNet-Lite0 ImageNet weapon prior + open_nsfw. No training.",
         },
     )
-    model_version_export_serving(model_version=version)
     return version
 
 
 def model_version_export_serving(*, model_version: ModelVersion) -> Path:
     """Write the version's ONNX export, which lets workers serve it without torch, unless it is
-    there already (it is keyed by the weights' sha256). Imports torch: call it where torch is
-    loaded anyway (registration, the trainer, ``manage.py export_serving``)."""
+    there already (it is keyed by the weights' sha256). Imports torch: called where torch is loaded
+    anyway (registering a checkpoint, ``bootstrap_demo``, ``manage.py export_serving``), never on
+    the web path or in a scoring worker."""
     from moderation.ml import baseline
     from moderation.ml.loading import FINETUNED_ARCHITECTURE
     from moderation.ml.serving import serving_paths
@@ -128,7 +131,10 @@ def model_version_register(
         notes=notes,
     )
     model_event_record(model_version=version, action=ModelEvent.Action.REGISTERED, note=notes)
-    model_version_export_serving(model_version=version)
+    try:
+        model_version_export_serving(model_version=version)
+    except Exception:  # registered all the same: workers serve it with torch until export_serving runs
+        logger.exception("could not export model version %s to ONNX", version.name)
     return version
 
 

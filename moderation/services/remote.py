@@ -60,13 +60,13 @@ def upload_create_from_url(
     try:
         outbound.literal_refusal(url)
     except outbound.OutboundRefused as exc:
-        raise UploadRejected(str(exc)) from None
+        raise UploadRejected(str(exc), field="url") from None
     url = url.strip()
     if external_id:
         existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
         if existing is not None:
             return existing, False
-    name = posixpath.basename(unquote(urlsplit(url).path))
+    name = "".join(c for c in posixpath.basename(unquote(urlsplit(url).path)) if c.isprintable())
     try:
         with transaction.atomic():
             upload = Upload.objects.create(
@@ -93,6 +93,8 @@ def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
     upload = Upload.objects.get(pk=upload_id)
     if upload.status != Upload.Status.FETCHING:
         return upload.status
+    # Touching the row tells the stale sweeper this fetch is in hand (it re-sends only idle ones).
+    Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(updated_at=timezone.now())
     last_attempt = attempt >= settings.VIGIL_FETCH_MAX_ATTEMPTS
     try:
         response = outbound.request(
@@ -109,6 +111,11 @@ def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
         return _mark_unavailable(upload, f"Could not fetch the URL after {attempt} attempts: {exc}")
     except outbound.OutboundRefused as exc:
         return _mark_unavailable(upload, f"Could not fetch the URL: {exc}")
+    except Exception as exc:  # anything unforeseen: retried like a network failure, never stuck
+        logger.exception("fetching upload %s failed unexpectedly", upload.pk)
+        if not last_attempt:
+            raise FetchRetry(type(exc).__name__) from None
+        return _mark_unavailable(upload, f"Could not fetch the URL: unexpected {type(exc).__name__}")
     if response.status != 200:
         if response.status in RETRY_STATUSES and not last_attempt:
             raise FetchRetry(f"HTTP {response.status}")
@@ -145,7 +152,10 @@ def _mark_unavailable(upload: Upload, reason: str) -> str:
     now = timezone.now()
     with transaction.atomic():
         changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(
-            status=Upload.Status.UNAVAILABLE, status_reason=reason[:255], routed_at=now, updated_at=now
+            status=Upload.Status.UNAVAILABLE,
+            status_reason="".join(c if c.isprintable() else "\ufffd" for c in reason)[:255],
+            routed_at=now,
+            updated_at=now,
         )
         if changed:
             outcome_announce(upload_id=upload.pk, event=UPLOAD_UNAVAILABLE)

@@ -27,8 +27,9 @@ from moderation.services.display import display_prepare
 from moderation.services.intake import UndecodableImage, original_decode
 from moderation.services.known_images import known_image_matches
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
+from moderation.services.outcomes import outcome_send
 from moderation.services.policies import policy_current
-from moderation.signals import UPLOAD_DECIDED, upload_outcome, upload_routed
+from moderation.signals import UPLOAD_DECIDED, upload_routed
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,20 @@ def score_create(*, upload: Upload, model_version: ModelVersion, decoded: Decode
         return Score.objects.get(upload=upload, model_version=model_version)
 
 
-def upload_route(*, upload: Upload, score: Score) -> bool:
-    """Route a pending upload by the current policy. Returns False if it was no longer pending."""
+@dataclass(frozen=True)
+class Routed:
+    """Whether routing changed the upload (truthy), and whether a human will now look at it."""
+
+    changed: bool
+    for_humans: bool = False
+
+    def __bool__(self) -> bool:
+        return self.changed
+
+
+def upload_route(*, upload: Upload, score: Score) -> Routed:
+    """Route a pending upload by the current policy (storing the pHash the worker computed). Falsy
+    if it was no longer pending."""
     policy = policy_current()
     outcome = route_scores(score.category_scores, policy.thresholds)
     known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
@@ -107,31 +120,35 @@ def upload_route(*, upload: Upload, score: Score) -> bool:
             decided_at=now if final else None,
             updated_at=now,
         )
-        if changed == 1:
-            upload.status = outcome.route.value
-            _announce(upload.pk)
-    return changed == 1
+        if changed != 1:
+            return Routed(changed=False)
+        upload.status = outcome.route.value
+        return Routed(changed=True, for_humans=_announce(upload.pk))
 
 
-def _announce(upload_id: uuid.UUID) -> None:
-    """Tell receivers (the review queue; webhooks, when final) that the upload was routed.
-    Runs in the routing transaction."""
+def _announce(upload_id: uuid.UUID) -> bool:
+    """Tell receivers (the review queue; webhooks, when final) that the upload was routed. Runs in
+    the routing transaction. True if a receiver put it before a human (a round: queued, failed,
+    or an audit sample)."""
     upload = Upload.objects.select_related("score__model_version", "policy").get(pk=upload_id)
-    upload_routed.send(sender=Upload, upload=upload)
+    responses = upload_routed.send(sender=Upload, upload=upload)
     if upload.is_final:
-        upload_outcome.send(sender=Upload, upload=upload, event=UPLOAD_DECIDED)
+        outcome_send(upload=upload, event=UPLOAD_DECIDED)
+    return any(response is not None for _, response in responses)
 
 
-def upload_mark_failed(*, upload_id: uuid.UUID, reason: str) -> bool:
-    """Send a pending upload to the human queue as ``failed``, with the reason shown to moderators."""
+def upload_mark_failed(*, upload_id: uuid.UUID, reason: str, phash: str = "") -> Routed:
+    """Send a pending upload to the human queue as ``failed``, with the reason shown to moderators
+    (and the pHash, when the picture decoded but the model failed)."""
     now = timezone.now()
+    changes = {"phash": phash} if phash else {}
     with transaction.atomic():
         changed = Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(
-            status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now
+            status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now, **changes
         )
-        if changed == 1:
-            _announce(upload_id)
-    return changed == 1
+        if changed != 1:
+            return Routed(changed=False)
+        return Routed(changed=True, for_humans=_announce(upload_id))
 
 
 def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
@@ -151,24 +168,27 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
         score = score_create(upload=upload, model_version=model_version, decoded=decoded)
     except UndecodableImage as exc:
         routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
-        return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
+        return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
     except Exception as exc:
         if upload.score_attempts >= settings.VIGIL_SCORE_MAX_ATTEMPTS:
             logger.exception("scoring %s failed %d times; sending it to humans", upload.pk, upload.score_attempts)
             routed = upload_mark_failed(
                 upload_id=upload.pk,
                 reason=f"Scoring failed {upload.score_attempts} times: {type(exc).__name__}",
+                phash=upload.phash,
             )
-            return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=routed)
+            if routed.for_humans:
+                display_prepare(upload=upload)
+            return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
         raise
     routed = upload_route(upload=upload, score=score)
     if not routed:
         upload.refresh_from_db(fields=["status"])
-    if routed:
-        if upload.status == Upload.Status.QUEUED:
-            display_prepare(upload=upload)  # ready before a moderator opens it
-        scores_create_shadow(upload=upload)
-    return ScoringResult(upload.pk, upload.status, routed_now=routed)
+        return ScoringResult(upload.pk, upload.status, routed_now=False)
+    if routed.for_humans:
+        display_prepare(upload=upload)  # ready before a moderator opens it
+    scores_create_shadow(upload=upload)
+    return ScoringResult(upload.pk, upload.status, routed_now=True)
 
 
 def scores_create_shadow(*, upload: Upload) -> list[Score]:

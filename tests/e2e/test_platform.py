@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from accounts.services import api_client_create
 from integrations.models import WebhookDelivery
 from moderation.models import Upload
+from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create
 from tests.e2e.policy import policy_queueing_the_astronaut
@@ -48,6 +49,8 @@ def test_files_and_urls_are_scored_and_every_outcome_is_delivered_once(
     tmp_path, receiver, allow_loopback, admin_user, moderator
 ):
     policy_queueing_the_astronaut(admin_user)
+    # Served from its ONNX export, as after bootstrap_demo: the worker never imports torch.
+    model_version_export_serving(model_version=model_version_ensure_active())
     _, token = api_client_create(name="platform")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
@@ -76,7 +79,7 @@ def test_files_and_urls_are_scored_and_every_outcome_is_delivered_once(
     hooks_env = {"VIGIL_WEBHOOK_BACKOFF_SECONDS": "0.5"}
     with (
         celery_worker(tmp_path / "scoring.log", queues="scoring,celery", name="scoring"),
-        celery_worker(tmp_path / "hooks.log", queues="webhooks", name="hooks", env=hooks_env),
+        celery_worker(tmp_path / "hooks.log", queues="fetch,webhooks", name="hooks", env=hooks_env),
     ):
         wait_for(
             lambda: WebhookDelivery.objects.filter(status="succeeded").count() == 3,
@@ -116,10 +119,11 @@ def test_files_and_urls_are_scored_and_every_outcome_is_delivered_once(
 
     # Each worker did only its own queue's work.
     scoring_log = (tmp_path / "scoring.log").read_text()
+    assert "with ONNX Runtime" in scoring_log and "with torch" not in scoring_log
     hooks_log = (tmp_path / "hooks.log").read_text()
     for task, where in (
         ("moderation.tasks.score_upload", "scoring"),
-        ("moderation.tasks.fetch_remote_upload", "scoring"),
+        ("moderation.tasks.fetch_remote_upload", "hooks"),
         ("integrations.tasks.deliver_webhook", "hooks"),
     ):
         ran = {"scoring": f"Task {task}[" in scoring_log, "hooks": f"Task {task}[" in hooks_log}

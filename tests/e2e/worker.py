@@ -36,7 +36,7 @@ def purge_broker() -> None:
     from config.celery import app
 
     with app.connection_for_write() as connection:
-        for queue in ("celery", "scoring", "webhooks", "training"):
+        for queue in ("celery", "scoring", "fetch", "webhooks", "training"):
             channel = connection.channel()
             try:
                 channel.queue_purge(queue)
@@ -51,7 +51,7 @@ def celery_worker(
     log_path: Path,
     *,
     ready_timeout: float = 120,
-    queues: str = "scoring,webhooks,celery",
+    queues: str = "scoring,fetch,webhooks,celery",
     name: str = "test",
     env: dict[str, str] | None = None,
 ):

@@ -137,3 +137,36 @@ def test_redirects_are_checked_hop_by_hop(receiver, allow_loopback):
         outbound.request("GET", receiver.url("/loop"), timeout=5, max_redirects=3)
     # Without max_redirects, a redirect is an answer like any other.
     assert outbound.request("GET", receiver.url("/to-local"), timeout=5).status == 307
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("64:ff9b::a00:1", "a private address"),  # NAT64 of 10.0.0.1
+        ("2002:a00:1::", "a private address"),  # 6to4 of 10.0.0.1
+        ("::7f00:1", "a loopback address"),  # IPv4-compatible 127.0.0.1
+        ("fec0::1", "a tunnelling or site-local IPv6 address"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "a tunnelling or site-local IPv6 address"),  # Teredo
+    ],
+)
+def test_ipv6_forms_that_carry_an_inside_address_are_refused(address, kind):
+    assert outbound.address_refusal(ipaddress.ip_address(address), networks=[]) == kind
+    assert outbound.address_refusal(ipaddress.ip_address("2606:4700::1111"), networks=[]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://a..b.com/x.jpg", "is not a valid host name"),
+        ("https://" + "a" * 64 + ".com/x.jpg", "is not a valid host name"),
+        ("https://exa mple.com/x.jpg", "spaces or control characters"),
+        ("https://example.com/a\x00.jpg", "spaces or control characters"),
+    ],
+)
+def test_unusable_host_names_are_refused_not_crashed_on(url, message):
+    with pytest.raises(outbound.OutboundRefused, match=message):
+        outbound.request("GET", url, timeout=2)
+
+
+def test_international_names_go_out_in_their_ascii_form():
+    assert outbound.parse_url("https://пример.рф/x.jpg").host == "xn--e1afmkfd.xn--p1ai"

@@ -17,6 +17,7 @@ from integrations.services.webhooks import (
     deliveries_requeue_due,
     delivery_redeliver,
     delivery_send,
+    webhook_clear,
 )
 from integrations.signing import verify
 from reviews.services.claims import round_claim
@@ -232,3 +233,34 @@ def test_no_webhook_no_delivery(api_client_and_token, uploader):
     route_with(make_upload(api_client_and_token[0].user), SAFE)  # a client without a URL
     route_with(make_upload(uploader), SAFE)  # a person, not an API client
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_cleared_webhook_fails_its_pending_deliveries_at_once(client_with_hook, receiver):
+    route_with(make_upload(client_with_hook.user), SAFE)
+    delivery = WebhookDelivery.objects.get()
+    webhook_clear(client=client_with_hook)
+    assert delivery_send(delivery_id=delivery.pk) == "failed"
+    assert "no webhook URL" in WebhookAttempt.objects.get(delivery=delivery).error
+    assert receiver.to("/hook") == []
+
+
+def test_a_hostile_answer_is_recorded_safely(client_with_hook, receiver):
+    receiver.answers["/hook"] = [Answer(status=200, body=b"ok\x00\xff" + b"x" * 5000)]
+    route_with(make_upload(client_with_hook.user), SAFE)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery_send(delivery_id=delivery.pk) == "succeeded"
+    stored = WebhookAttempt.objects.get(delivery=delivery).response_body
+    assert stored.startswith("ok\ufffd\ufffd") and len(stored) == 1000
+
+
+def test_an_attempt_that_lost_its_claim_does_not_settle(client_with_hook, receiver):
+    from integrations.services.webhooks import _settle
+
+    route_with(make_upload(client_with_hook.user), SAFE)
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="sending", attempts=1)
+    stale = WebhookDelivery.objects.get(pk=delivery.pk)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=2)  # re-claimed after the lease ran out
+    assert _settle(stale, succeeded=False) == "pending"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sending", 2)  # the newer attempt still owns it

@@ -74,3 +74,28 @@ def test_an_undecodable_original_has_no_display(client, uploader):
         display_ensure(upload=upload)
     client.force_login(uploader)
     assert client.get(reverse("moderation:upload_image", args=[upload.pk])).status_code == 404
+
+
+@pytest.mark.slow
+def test_an_audit_sample_gets_its_display_ready_too(uploader, media_root):
+    from reviews.models import QueueSettings
+
+    QueueSettings.objects.update_or_create(pk=1, defaults={"audit_approved_rate": 1.0})
+    upload = make_upload(uploader, photo_jpeg("coffee"))
+    assert upload_score(upload_id=upload.pk).status == "approved"  # approved by the model, sampled
+    upload.refresh_from_db()
+    assert upload.review_rounds.get().reason == "audit"
+    assert upload.display.name.startswith("display/")
+
+
+@pytest.mark.slow
+def test_a_picture_the_model_fails_on_keeps_its_phash(uploader, settings, monkeypatch):
+    from moderation.ml.baseline import BaselineClassifier
+
+    settings.VIGIL_SCORE_MAX_ATTEMPTS = 1
+    monkeypatch.setattr(BaselineClassifier, "predict", lambda self, images: 1 / 0)
+    upload = make_upload(uploader, photo_jpeg("rocket"))
+    assert upload_score(upload_id=upload.pk).status == "failed"
+    upload.refresh_from_db()
+    assert len(upload.phash) == 16 and upload.display.name.startswith("display/")
+    assert upload.status_reason == "Scoring failed 1 times: ZeroDivisionError"

@@ -174,3 +174,10 @@ def test_pages_of_a_url_upload_before_and_after_a_failed_fetch(receiver, allow_l
     page = client.get(reverse("moderation:upload", args=[upload.pk]))
     assert b"No image: Could not fetch the URL: the server answered HTTP 404." in page.content
     assert b"refresh.js" not in page.content
+
+
+def test_nul_characters_never_reach_the_database(api):
+    body = submit(api, "https://images.example.com/a%00b.jpg")
+    assert Upload.objects.get(pk=body["id"]).original_filename == "ab.jpg"
+    response = api.post(URL, {"url": "https://images.example.com/c.jpg", "metadata": {"k": "a\x00"}}, format="json")
+    assert (response.status_code, response.json()) == (400, {"metadata": ["metadata must not contain NUL characters."]})
