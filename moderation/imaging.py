@@ -116,7 +116,7 @@ def _inspect(data: bytes, *, max_pixels: int, max_frames: int) -> InspectedImage
             width, height = height, width  # upright, as displayed
         if fmt == "JPEG":
             image.draft("RGB", (1, 1))  # the smallest DCT scale; the whole stream is still read
-        image.load()
+        load_rgb(image)  # decode, turn upright, convert: what the worker will do, failing here instead
         return InspectedImage(
             data=data,
             format=fmt,
