@@ -30,19 +30,18 @@ class UploadAdmin(admin.ModelAdmin):
 
     @admin.display(description="original")
     def original_link(self, upload: Upload) -> str:
-        if not upload.original:
-            return "-"
-        return format_html(
-            '<a href="{}">{}</a>', reverse("moderation:upload_original", args=[upload.pk]), upload.original.name
-        )
+        return _file_link(upload.original, "moderation:upload_original", upload)
 
     @admin.display(description="display")
     def display_link(self, upload: Upload) -> str:
-        if not upload.display:
-            return "-"
-        return format_html(
-            '<a href="{}">{}</a>', reverse("moderation:upload_image", args=[upload.pk]), upload.display.name
-        )
+        return _file_link(upload.display, "moderation:upload_image", upload)
+
+
+def _file_link(field, view: str, upload: Upload) -> str:
+    """A stored file as a link to the authorised view that serves it ("-" when there is none)."""
+    if not field:
+        return "-"
+    return format_html('<a href="{}">{}</a>', reverse(view, args=[upload.pk]), field.name)
 
 
 @admin.register(ModelVersion)

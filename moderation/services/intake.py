@@ -75,10 +75,8 @@ def upload_create(
     transactional; this function removes them on its own failure only).
     """
     metadata = fields_check(external_id=external_id, metadata=metadata)
-    if external_id:
-        existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
-        if existing is not None:
-            return existing, False
+    if existing := upload_submitted_before(submitter=submitter, external_id=external_id):
+        return existing, False
 
     try:
         data = read_limited(file, max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES)
@@ -102,13 +100,20 @@ def upload_create(
             transaction.on_commit(lambda: scoring_enqueue(upload_id), robust=True)
     except IntegrityError:
         files_delete(stored)
-        if external_id:  # a concurrent retry with the same external_id won the race
-            return Upload.objects.get(submitter=submitter, external_id=external_id), False
+        if existing := upload_submitted_before(submitter=submitter, external_id=external_id):
+            return existing, False  # a concurrent retry with the same external_id won the race
         raise
     except BaseException:
         files_delete(stored)
         raise
     return upload, True
+
+
+def upload_submitted_before(*, submitter: AbstractBaseUser, external_id: str) -> Upload | None:
+    """The submitter's upload with this ``external_id``, if any: platform retries are idempotent."""
+    if not external_id:
+        return None
+    return Upload.objects.filter(submitter=submitter, external_id=external_id).first()
 
 
 def fields_check(*, external_id: str, metadata: dict | None) -> dict:

@@ -28,6 +28,7 @@ from moderation.services.intake import (
     image_inspect,
     image_store,
     scoring_enqueue,
+    upload_submitted_before,
 )
 from moderation.services.outcomes import outcome_announce
 from moderation.signals import UPLOAD_UNAVAILABLE
@@ -62,10 +63,8 @@ def upload_create_from_url(
     except outbound.OutboundRefused as exc:
         raise UploadRejected(str(exc), field="url") from None
     url = url.strip()
-    if external_id:
-        existing = Upload.objects.filter(submitter=submitter, external_id=external_id).first()
-        if existing is not None:
-            return existing, False
+    if existing := upload_submitted_before(submitter=submitter, external_id=external_id):
+        return existing, False
     name = "".join(c for c in posixpath.basename(unquote(urlsplit(url).path)) if c.isprintable())
     try:
         with transaction.atomic():
@@ -79,8 +78,8 @@ def upload_create_from_url(
             )
             transaction.on_commit(lambda: _enqueue_fetch(upload.pk), robust=True)
     except IntegrityError:
-        if external_id:
-            return Upload.objects.get(submitter=submitter, external_id=external_id), False
+        if existing := upload_submitted_before(submitter=submitter, external_id=external_id):
+            return existing, False  # a concurrent retry with the same external_id won the race
         raise
     return upload, True
 

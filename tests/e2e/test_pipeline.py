@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from moderation.models import Score, Upload
 from reviews.models import Decision
-from tests.e2e.policy import policy_queueing_the_astronaut
+from tests.e2e.scenario import policy_queueing_the_astronaut, post_photos
 from tests.e2e.worker import celery_worker, purge_broker
 from tests.images import photo_jpeg
 
@@ -31,15 +31,7 @@ def test_uploads_are_scored_by_a_real_worker_and_routed(api, tmp_path, client, m
     policy_queueing_the_astronaut(admin_user)
     purge_broker()
     # Uploaded before the worker starts: the messages wait on the broker meanwhile.
-    ids = {}
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        response = api.post(
-            "/api/v1/uploads/",
-            {"image": SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name)), "external_id": name},
-            format="multipart",
-        )
-        assert response.status_code == 201, response.content
-        ids[name] = response.json()["id"]
+    ids = post_photos(api, ("chelsea", "coffee", "astronaut", "rocket"))
     # The rocket's stored original is damaged after intake: it must reach humans as failed.
     Upload.objects.get(pk=ids["rocket"]).original.open("wb").write(b"damaged on disk")
 

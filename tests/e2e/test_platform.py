@@ -11,7 +11,6 @@ import time
 from collections import Counter
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from accounts.services import api_client_create
@@ -20,7 +19,7 @@ from moderation.models import Upload
 from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create
-from tests.e2e.policy import policy_queueing_the_astronaut
+from tests.e2e.scenario import policy_queueing_the_astronaut, post_photos
 from tests.e2e.worker import celery_worker, purge_broker
 from tests.http_receiver import Answer
 from tests.images import photo_jpeg
@@ -60,15 +59,7 @@ def test_files_and_urls_are_scored_and_every_outcome_is_delivered_once(
     receiver.answers["/cdn/missing.jpg"] = [Answer(status=404)]
 
     purge_broker()
-    ids = {}
-    for name in ("chelsea", "astronaut"):
-        response = api.post(
-            "/api/v1/uploads/",
-            {"image": SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name)), "external_id": name},
-            format="multipart",
-        )
-        assert response.status_code == 201, response.content
-        ids[name] = response.json()["id"]
+    ids = post_photos(api, ("chelsea", "astronaut"))
     for name in ("coffee", "missing"):
         response = api.post(
             "/api/v1/uploads/", {"url": receiver.url(f"/cdn/{name}.jpg"), "external_id": name}, format="json"
