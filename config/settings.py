@@ -93,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "feedback.context_processors.routing_changes",
             ],
         },
     },
@@ -313,6 +314,9 @@ if not (0 <= VIGIL_AUDIT_APPROVED_RATE <= 1 and 0 <= VIGIL_AUDIT_REJECTED_RATE <
 VIGIL_METRICS_TOKEN = env_str("VIGIL_METRICS_TOKEN", "")
 # Admin pages may show window figures this many seconds old (x2 for 7 days, x5 for 30, x10 for 90).
 VIGIL_METRICS_MAX_STALENESS = env_int("VIGIL_METRICS_MAX_STALENESS", 60, minimum=0)
+# Threshold page: a figure resting on fewer human labels is shown as "not enough labels", and
+# Suggest leaves a category alone unless it has this many harmful labels naming it and safe ones.
+VIGIL_THRESHOLD_MIN_LABELS = env_int("VIGIL_THRESHOLD_MIN_LABELS", 30, minimum=1)
 # A new upload within this many bits (pHash, 0-7) of a human-rejected image is auto-rejected.
 VIGIL_KNOWN_IMAGE_DISTANCE = env_int("VIGIL_KNOWN_IMAGE_DISTANCE", 4, minimum=0)
 # Retraining (feedback/services/retrain.py): run when this many new human labels exist.
@@ -322,9 +326,21 @@ VIGIL_RETRAIN_IMAGE_SIZE = env_int("VIGIL_RETRAIN_IMAGE_SIZE", 0, minimum=0)  # 
 VIGIL_RETRAIN_EPOCHS = env_int("VIGIL_RETRAIN_EPOCHS", 60, minimum=1)
 VIGIL_RETRAIN_AUG_VIEWS = env_int("VIGIL_RETRAIN_AUG_VIEWS", 4, minimum=0)
 VIGIL_RETRAIN_VAL_FRACTION = env_float("VIGIL_RETRAIN_VAL_FRACTION", 0.2)
-# Promotion rule: a candidate replaces the active model by itself only if its F1 beats it by this.
-VIGIL_PROMOTION_F1_MARGIN = env_float("VIGIL_PROMOTION_F1_MARGIN", 0.01)
+# Promotion rule (feedback/services/promotion.py, docs/feedback.md): a candidate replaces the active
+# model by itself only with enough held-out images of each class, a ROC AUC gain whose confidence
+# interval lies above the margin, and a harmful recall (under the policy in force) whose interval's
+# lower bound reaches the minimum. Forced runs are never promoted automatically.
 VIGIL_PROMOTION_AUTO = env_bool("VIGIL_PROMOTION_AUTO", True)
+VIGIL_PROMOTION_MIN_HARMFUL = env_int("VIGIL_PROMOTION_MIN_HARMFUL", 50, minimum=1)
+VIGIL_PROMOTION_MIN_SAFE = env_int("VIGIL_PROMOTION_MIN_SAFE", 50, minimum=1)
+VIGIL_PROMOTION_CONFIDENCE = env_float("VIGIL_PROMOTION_CONFIDENCE", 0.95)
+VIGIL_PROMOTION_AUC_MARGIN = env_float("VIGIL_PROMOTION_AUC_MARGIN", 0.0)
+VIGIL_PROMOTION_MIN_RECALL = env_float("VIGIL_PROMOTION_MIN_RECALL", 0.90)
+VIGIL_PROMOTION_RESAMPLES = env_int("VIGIL_PROMOTION_RESAMPLES", 2000, minimum=100)
+if not (0.5 <= VIGIL_PROMOTION_CONFIDENCE < 1 and 0 <= VIGIL_PROMOTION_MIN_RECALL <= 1):
+    raise ImproperlyConfigured(
+        "VIGIL_PROMOTION_CONFIDENCE must lie in [0.5, 1) and VIGIL_PROMOTION_MIN_RECALL in [0, 1]."
+    )
 VIGIL_REVIEW_CATEGORIES = env_list("VIGIL_REVIEW_CATEGORIES", ["weapon", "nudity", "violence", "hate", "other"])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

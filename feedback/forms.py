@@ -40,6 +40,18 @@ class ExportForm(forms.Form):
 
 
 class ModelActionForm(forms.Form):
+    """Shadow a version, promote it, or roll back. Promotion and rollback change what routes
+    uploads: they need a ticked confirmation, and a rollback says why."""
+
     action = forms.ChoiceField(choices=[("shadow", "shadow"), ("promote", "promote"), ("rollback", "rollback")])
-    apply_thresholds = forms.BooleanField(required=False, initial=True)
     note = forms.CharField(required=False, max_length=500)
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        action = data.get("action")
+        if action in ("promote", "rollback") and not data.get("confirm"):
+            self.add_error("confirm", f"Tick the box to confirm the {action}: it changes what routes uploads.")
+        if action == "rollback" and not (data.get("note") or "").strip():
+            self.add_error("note", "Say why you roll back.")
+        return data

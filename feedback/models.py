@@ -30,6 +30,7 @@ class TrainingRun(models.Model):
     progress = models.FloatField(default=0.0)
     labels = models.PositiveIntegerField(default=0, help_text="Labelled images in the export.")
     new_labels = models.PositiveIntegerField(default=0, help_text="Human decisions since the last successful run.")
+    forced = models.BooleanField(default=False, help_text="Run despite too few new labels: never promoted by itself.")
     log = models.TextField(blank=True, default="")
     metrics = models.JSONField(default=dict, blank=True)
     candidate = models.ForeignKey(ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -10,4 +10,6 @@ urlpatterns = [
     path("training/<int:run_id>/", views.training_run, name="training_run"),
     path("models/", views.models, name="models"),
     path("models/<int:version_id>/", views.model_action, name="model_action"),
+    path("changes/", views.changes, name="changes"),
+    path("changes/acknowledge/", views.changes_acknowledge_view, name="changes_acknowledge"),
 ]

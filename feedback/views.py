@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import admin_required
 from feedback.forms import ExportForm, ModelActionForm
 from feedback.models import TrainingRun
 from feedback.services.export import export_rows, export_zip_stream, manifest_lines
+from feedback.services.promotion import Rules
 from feedback.services.retrain import RunRefused, new_labels_since_last_run, training_run_request
-from moderation.models import ModelEvent, ModelVersion
+from moderation.models import Change, ModelEvent, ModelVersion
+from moderation.services.changes import changes_acknowledge
 from moderation.services.model_versions import (
     RegistryError,
     model_version_activate,
     model_version_rollback,
+    model_version_rollback_target,
     model_version_shadow,
 )
+from moderation.services.policies import policy_current
 
 
 @admin_required
@@ -65,6 +72,7 @@ def training(request: HttpRequest) -> HttpResponse:
         {
             "runs": TrainingRun.objects.select_related("candidate", "requested_by")[:30],
             "new_labels": new_labels_since_last_run(),
+            "rules": Rules.from_settings(),
         },
     )
 
@@ -85,7 +93,10 @@ def models(request: HttpRequest) -> HttpResponse:
         "feedback/models.html",
         {
             "versions": ModelVersion.objects.order_by("-created_at")[:30],
-            "events": ModelEvent.objects.select_related("model_version", "actor")[:40],
+            "events": ModelEvent.objects.select_related("model_version", "actor", "policy")[:40],
+            "policy": policy_current(),
+            "rollback": model_version_rollback_target(),
+            "active": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first(),
         },
     )
 
@@ -96,24 +107,54 @@ def model_action(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(ModelVersion, pk=version_id)
     form = ModelActionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Unknown action.")
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
         return redirect("feedback:models")
-    action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+    action, note = form.cleaned_data["action"], form.cleaned_data["note"].strip()
     try:
         if action == "shadow":
             model_version_shadow(model_version=version, user=request.user)
             messages.success(request, f"{version.name} now scores new uploads in shadow.")
         elif action == "promote":
-            model_version_activate(
-                model_version=version,
-                apply_thresholds=form.cleaned_data["apply_thresholds"],
-                user=request.user,
-                note=note,
+            model_version_activate(model_version=version, user=request.user, note=note)
+            messages.success(
+                request,
+                f"{version.name} now routes traffic under the policy in force; workers switch on their next task. "
+                "Its suggested thresholds, if they differ, wait as a draft on the threshold page.",
             )
-            messages.success(request, f"{version.name} now routes traffic; workers switch on their next task.")
         else:
-            restored = model_version_rollback(apply_thresholds=form.cleaned_data["apply_thresholds"], user=request.user)
-            messages.success(request, f"Rolled back to {restored.name}.")
+            restored = model_version_rollback(user=request.user, reason=note)
+            messages.success(
+                request, f"Rolled back to {restored.name}; policy v{policy_current().version} is in force."
+            )
     except RegistryError as exc:
         messages.error(request, str(exc))
     return redirect("feedback:models")
+
+
+@admin_required
+@require_GET
+def changes(request: HttpRequest) -> HttpResponse:
+    """Every change to the active model, the shadow set and the policy, newest first."""
+    page = Paginator(Change.objects.select_related("actor", "model_version", "policy"), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "feedback/changes.html", {"page": page})
+
+
+@admin_required
+@require_POST
+def changes_acknowledge_view(request: HttpRequest) -> HttpResponse:
+    try:
+        up_to = int(request.POST.get("up_to", ""))
+    except ValueError:
+        messages.error(request, "Nothing to acknowledge.")
+        return redirect("feedback:changes")
+    changes_acknowledge(user=request.user, up_to=up_to)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("feedback:changes")
+    return redirect(target)

@@ -55,10 +55,15 @@ class WebhookDelivery(models.Model):
         DECIDED = "upload.decided", "Approved or rejected"
         REOPENED = "upload.reopened", "Decision undone; back in the review queue"
         UNAVAILABLE = "upload.unavailable", "Remote URL could not be fetched"
+        MODEL_CHANGED = "model.changed", "The model that routes uploads changed (or a shadow started)"
+        POLICY_CHANGED = "policy.changed", "The threshold policy changed (or the queue was re-routed)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("accounts.ApiClient", on_delete=models.CASCADE, related_name="webhook_deliveries")
-    upload = models.ForeignKey("moderation.Upload", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    # The upload an ``upload.*`` event is about; empty for ``model.changed`` / ``policy.changed``.
+    upload = models.ForeignKey(
+        "moderation.Upload", on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_deliveries"
+    )
     event = models.CharField(max_length=40, choices=Event.choices)
     body = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

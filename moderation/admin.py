@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from moderation.models import KnownImage, ModelEvent, ModelVersion, Score, ThresholdPolicy, Upload
+from moderation.models import Change, KnownImage, ModelEvent, ModelVersion, PolicyDraft, Score, ThresholdPolicy, Upload
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -83,3 +83,19 @@ class ModelEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "model_version", "action", "actor", "note")
     list_filter = ("action",)
     readonly_fields = [f.name for f in ModelEvent._meta.fields]
+
+
+@admin.register(Change)
+class ChangeAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "kind", "action", "actor", "summary")
+    list_filter = ("kind", "action")
+    readonly_fields = [f.name for f in Change._meta.fields]
+
+
+@admin.register(PolicyDraft)
+class PolicyDraftAdmin(ReadOnlyAdmin):
+    """Drafts are saved or dismissed on the threshold page."""
+
+    list_display = ("id", "created_at", "model_version", "status", "resolved_by")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in PolicyDraft._meta.fields]

@@ -167,6 +167,44 @@ class ThresholdPolicy(models.Model):
     def __str__(self) -> str:
         return f"policy v{self.version}"
 
+    @property
+    def without_human_band(self) -> list[str]:
+        """Categories whose approve_below reaches reject_from: no score of theirs goes to a human."""
+        return policy_categories_without_human_band(self.thresholds)
+
+
+def policy_categories_without_human_band(thresholds: dict[str, dict[str, float]]) -> list[str]:
+    return sorted(name for name, b in thresholds.items() if float(b["approve_below"]) >= float(b["reject_from"]))
+
+
+class PolicyDraft(models.Model):
+    """Thresholds a model version proposes (its suggestions on validation data) for an admin to
+    review on the threshold page. A draft never routes anything: only a saved policy does."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for an admin"
+        APPLIED = "applied", "Saved as a policy"
+        DISMISSED = "dismissed"
+
+    model_version = models.ForeignKey("ModelVersion", on_delete=models.CASCADE, related_name="policy_drafts")
+    thresholds = models.JSONField()
+    reason = models.TextField()
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.OPEN)
+    policy = models.ForeignKey(
+        ThresholdPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Saved as."
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"draft {self.pk} from {self.model_version_id} ({self.status})"
+
 
 class KnownImage(models.Model):
     """A picture humans have labelled, by perceptual hash. A new upload within
@@ -223,6 +261,9 @@ class ModelEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True, default="")
+    # The policy in force when the event happened; on a ``retired`` event, the policy that routed
+    # with this version until then (what a rollback to it restores).
+    policy = models.ForeignKey(ThresholdPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -231,3 +272,50 @@ class ModelEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version_id} {self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Change(models.Model):
+    """A change to what routes uploads: the active model, the shadow set or the threshold policy.
+    Admins see each one in a banner until they acknowledge it; platforms hear of it by webhook
+    (``model.changed`` / ``policy.changed``). Rows are only ever added."""
+
+    class Kind(models.TextChoices):
+        MODEL = "model"
+        POLICY = "policy"
+
+    class Action(models.TextChoices):
+        PROMOTED = "promoted", "Model promoted by an admin"
+        AUTO_PROMOTED = "auto_promoted", "Model promoted by the rule"
+        ROLLED_BACK = "rolled_back", "Model rolled back"
+        SHADOW = "shadow", "Shadow scoring started"
+        SAVED = "saved", "Policy saved"
+        RESTORED = "restored", "Policy restored by a rollback"
+        REROUTED = "rerouted", "Queue re-routed"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    action = models.CharField(max_length=14, choices=Action.choices)
+    summary = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    policy = models.ForeignKey(ThresholdPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        triggers = [pgtrigger.Protect(name="change_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ChangesSeen(models.Model):
+    """How far an admin has acknowledged the change log: changes with a larger id are shown."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_id = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw changes up to {self.last_id}"

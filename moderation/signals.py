@@ -16,3 +16,7 @@ UPLOAD_DECIDED = "upload.decided"  # approved or rejected, by the model or a mod
 UPLOAD_REOPENED = "upload.reopened"  # a decision was undone; the upload awaits a moderator again
 UPLOAD_UNAVAILABLE = "upload.unavailable"  # a remote URL could not be fetched; final
 upload_outcome = Signal()
+
+# Sent inside the transaction that changed what routes uploads (the active model, the shadow set,
+# the threshold policy), with ``change``: the moderation.models.Change just recorded.
+routing_changed = Signal()

@@ -1,43 +1,203 @@
 """The promotion rule: when a retrained candidate may replace the active model by itself.
 
-Both models are scored on the same held-out images (the export's ``val`` split, which the
-candidate never trained on). The candidate is promoted automatically only if
+Both models score the same held-out images (the export's ``val`` split, which the candidate never
+trained on). The candidate is promoted automatically only if every rule holds; the first that
+fails decides, and the verdict carries the numbers and intervals of all of them:
 
-- its ROC AUC is not lower than the active model's,
-- its harmful recall (at 90 % precision) is not lower, and
-- its best F1 is higher by at least ``VIGIL_PROMOTION_F1_MARGIN`` (default 0.01).
+1. ``sample_size`` — at least ``VIGIL_PROMOTION_MIN_HARMFUL`` harmful and
+   ``VIGIL_PROMOTION_MIN_SAFE`` safe held-out images (50 each by default): on six images an AUC of
+   1.0 says nothing.
+2. ``forced`` — a run started "even with few new labels" is never promoted automatically.
+3. ``auc`` — the ROC AUC gain over the active model is real: the lower end of its
+   ``VIGIL_PROMOTION_CONFIDENCE`` (95 %) interval, from a paired BCa bootstrap over the held-out
+   images (``VIGIL_PROMOTION_RESAMPLES`` resamples, seeded), lies above
+   ``VIGIL_PROMOTION_AUC_MARGIN`` (0).
+4. ``recall`` — routed by the policy in force (promotion never changes it), the candidate keeps at
+   least ``VIGIL_PROMOTION_MIN_RECALL`` (0.90) of harmful images out of auto-approve by the lower
+   end of a Wilson interval, and auto-approves no more labelled harmful images than the active
+   model does on the same images.
 
-Otherwise it stays a candidate for an admin to shadow, promote or discard. Figures are threshold-
-free (``moderation.ml.metrics.comparison_metrics``), so a new model's different calibration does
-not decide the comparison; on promotion its own suggested thresholds become a new policy.
+Otherwise the candidate stays for an admin to shadow, promote or discard.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 
+import numpy as np
 from django.conf import settings
+from scipy import stats
+
+SAMPLE_SIZE, FORCED, AUC, RECALL, ALL_MET = "sample_size", "forced", "auc", "recall", "all_met"
+MIN_PER_CLASS_FOR_INTERVAL = 5
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Both models on the same held-out images."""
+
+    labels: np.ndarray  # 1 harmful, 0 safe
+    candidate: np.ndarray  # harmful scores
+    active: np.ndarray
+    candidate_approved: np.ndarray  # bool: auto-approved under the policy in force
+    active_approved: np.ndarray
+    policy_version: int
+
+    @property
+    def harmful(self) -> int:
+        return int((self.labels == 1).sum())
+
+    @property
+    def safe(self) -> int:
+        return int((self.labels == 0).sum())
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_harmful: int
+    min_safe: int
+    confidence: float
+    auc_margin: float
+    min_recall: float
+    resamples: int
+
+    @classmethod
+    def from_settings(cls) -> Rules:
+        return cls(
+            min_harmful=settings.VIGIL_PROMOTION_MIN_HARMFUL,
+            min_safe=settings.VIGIL_PROMOTION_MIN_SAFE,
+            confidence=settings.VIGIL_PROMOTION_CONFIDENCE,
+            auc_margin=settings.VIGIL_PROMOTION_AUC_MARGIN,
+            min_recall=settings.VIGIL_PROMOTION_MIN_RECALL,
+            resamples=settings.VIGIL_PROMOTION_RESAMPLES,
+        )
 
 
 @dataclass(frozen=True)
 class Verdict:
     promote: bool
+    rule: str  # the rule that decided: the first that failed, or ALL_MET
     reasons: list[str]
+    figures: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
-def promotion_verdict(*, candidate: dict, active: dict, f1_margin: float | None = None) -> Verdict:
-    margin = settings.VIGIL_PROMOTION_F1_MARGIN if f1_margin is None else f1_margin
-    reasons = []
-    if candidate["roc_auc"] < active["roc_auc"]:
-        reasons.append(f"ROC AUC {candidate['roc_auc']:.4f} < active {active['roc_auc']:.4f}")
-    if candidate["harmful_recall"] < active["harmful_recall"]:
-        reasons.append(f"harmful recall {candidate['harmful_recall']:.4f} < active {active['harmful_recall']:.4f}")
-    if candidate["f1"] < active["f1"] + margin:
-        reasons.append(f"F1 {candidate['f1']:.4f} not above active {active['f1']:.4f} + {margin:g}")
-    if not reasons:
-        reasons.append(
-            f"AUC {candidate['roc_auc']:.4f} ≥ {active['roc_auc']:.4f}, recall {candidate['harmful_recall']:.4f} ≥ "
-            f"{active['harmful_recall']:.4f}, F1 {candidate['f1']:.4f} ≥ {active['f1']:.4f} + {margin:g}"
+def _auc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC along the last axis (Mann-Whitney from average ranks; ties count half)."""
+    ranks = stats.rankdata(scores, axis=-1)
+    positive = labels == 1
+    n1 = positive.sum(axis=-1)
+    n0 = labels.shape[-1] - n1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((ranks * positive).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def _auc_difference(labels: np.ndarray, candidate: np.ndarray, active: np.ndarray, axis: int = -1) -> np.ndarray:
+    labels, candidate, active = (np.moveaxis(a, axis, -1) for a in (labels, candidate, active))
+    return _auc_rows(labels, candidate) - _auc_rows(labels, active)
+
+
+def auc_comparison(heldout: HeldOut, *, confidence: float, resamples: int, seed: int = 0) -> dict:
+    """Both AUCs, their difference and its paired bootstrap interval (None when too few images)."""
+    labels = heldout.labels.astype(int)
+    candidate, active = float(_auc_rows(labels, heldout.candidate)), float(_auc_rows(labels, heldout.active))
+    interval = None
+    if min(heldout.harmful, heldout.safe) >= MIN_PER_CLASS_FOR_INTERVAL:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a degenerate resample is reported as a missing interval
+            result = stats.bootstrap(
+                (labels, heldout.candidate, heldout.active),
+                _auc_difference,
+                paired=True,
+                vectorized=True,
+                n_resamples=resamples,
+                batch=100,
+                confidence_level=confidence,
+                method="BCa",
+                rng=np.random.default_rng(seed),
+            )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if np.isfinite(low) and np.isfinite(high):
+            interval = [low, high]
+    return {
+        "candidate": candidate,
+        "active": active,
+        "difference": candidate - active,
+        "interval": interval,
+        "confidence": confidence,
+        "method": f"paired bootstrap (BCa, {resamples} resamples)",
+    }
+
+
+def recall_figures(labels: np.ndarray, approved: np.ndarray, *, confidence: float) -> dict:
+    """Harmful images kept out of auto-approve, with a Wilson interval."""
+    harmful = labels == 1
+    n = int(harmful.sum())
+    kept = int((harmful & ~approved.astype(bool)).sum())
+    if not n:
+        return {"kept": 0, "of": 0, "value": None, "interval": None}
+    ci = stats.binomtest(kept, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return {"kept": kept, "of": n, "value": kept / n, "interval": [float(ci.low), float(ci.high)]}
+
+
+def _fmt_interval(interval: list[float] | None, fmt: str = "+.4f") -> str:
+    return "not estimable" if interval is None else f"[{interval[0]:{fmt}}, {interval[1]:{fmt}}]"
+
+
+def promotion_verdict(heldout: HeldOut, *, forced: bool, rules: Rules | None = None, seed: int = 0) -> Verdict:
+    rules = rules or Rules.from_settings()
+    pct = f"{rules.confidence:.0%}"
+    auc = auc_comparison(heldout, confidence=rules.confidence, resamples=rules.resamples, seed=seed)
+    auc["margin"] = rules.auc_margin
+    recall = {
+        "policy_version": heldout.policy_version,
+        "candidate": recall_figures(heldout.labels, heldout.candidate_approved, confidence=rules.confidence),
+        "active": recall_figures(heldout.labels, heldout.active_approved, confidence=rules.confidence),
+        "minimum": rules.min_recall,
+        "method": "Wilson score interval",
+    }
+    figures = {
+        "forced": forced,
+        "heldout": {"harmful": heldout.harmful, "safe": heldout.safe},
+        "need": {"harmful": rules.min_harmful, "safe": rules.min_safe},
+        "auc": auc,
+        "recall": recall,
+    }
+    failed: list[tuple[str, str]] = []
+    if heldout.harmful < rules.min_harmful or heldout.safe < rules.min_safe:
+        failed.append(
+            (
+                SAMPLE_SIZE,
+                f"held-out set too small ({heldout.harmful} harmful, {heldout.safe} safe; "
+                f"need {rules.min_harmful} harmful and {rules.min_safe} safe)",
+            )
         )
-        return Verdict(True, reasons)
-    return Verdict(False, reasons)
+    if forced:
+        failed.append((FORCED, "forced run (started even with few new labels): never promoted automatically"))
+    auc_text = (
+        f"ROC AUC {auc['candidate']:.4f} vs active {auc['active']:.4f}, difference {auc['difference']:+.4f}, "
+        f"{pct} interval {_fmt_interval(auc['interval'])}"
+    )
+    if auc["interval"] is None or not auc["interval"][0] > rules.auc_margin:
+        failed.append((AUC, f"{auc_text}: no gain above {rules.auc_margin:+g} shown"))
+    mine, theirs = recall["candidate"], recall["active"]
+    recall_text = "no labelled harmful images held out"
+    if mine["of"]:
+        recall_text = (
+            f"harmful recall under policy v{heldout.policy_version} {mine['kept']}/{mine['of']} = {mine['value']:.3f} "
+            f"({pct} interval {_fmt_interval(mine['interval'], '.3f')}), active {theirs['kept']}/{theirs['of']}"
+        )
+    if not mine["of"] or mine["interval"][0] < rules.min_recall:
+        failed.append((RECALL, f"{recall_text}: lower bound below {rules.min_recall:g}"))
+    elif mine["kept"] < theirs["kept"]:
+        failed.append((RECALL, f"{recall_text}: auto-approves more labelled harmful images than the active model"))
+    if failed:
+        return Verdict(False, failed[0][0], [reason for _, reason in failed], figures)
+    summary = (
+        f"all rules met: {heldout.harmful} harmful and {heldout.safe} safe held out; {auc_text} above "
+        f"{rules.auc_margin:+g}; {recall_text}, lower bound ≥ {rules.min_recall:g}"
+    )
+    return Verdict(True, ALL_MET, [summary], figures)

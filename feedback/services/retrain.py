@@ -12,6 +12,7 @@ import shutil
 import traceback
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -19,14 +20,16 @@ from django.utils import timezone
 
 from feedback.models import TrainingRun
 from feedback.services.export import ExportFilters, export_imagefolder
-from feedback.services.promotion import promotion_verdict
+from feedback.services.promotion import HeldOut, promotion_verdict
 from moderation.models import ModelEvent, ModelVersion
+from moderation.routing import Route, route_scores
 from moderation.services.model_versions import (
     model_event_record,
     model_version_activate,
     model_version_ensure_active,
     model_version_register,
 )
+from moderation.services.policies import policy_current
 from reviews.models import Decision, ReviewRound
 
 logger = logging.getLogger(__name__)
@@ -74,25 +77,57 @@ class _Recorder:
         TrainingRun.objects.filter(pk=self.run.pk).update(stage=stage, progress=fraction)
 
 
-def _score_heldout(model_version: ModelVersion, root: Path) -> dict:
+def _score_heldout(model_version: ModelVersion, samples: list) -> list[tuple[int, dict[str, float]]]:
+    """(label, category scores) of each held-out image the model could score."""
     from moderation.classifiers import classifier_for
+    from moderation.ml.inference import score_files
+
+    results = score_files(classifier_for(model_version), [s.path for s in samples])
+    return [(s.label, r.scores) for s, r in zip(samples, results, strict=True)]
+
+
+def heldout_compare(*, candidate: ModelVersion, active: ModelVersion, root: Path) -> tuple[dict, HeldOut]:
+    """Score the export's ``val`` split with both models; routing under the policy in force.
+    An image either model could not score is left out for both, so they are judged on the same set."""
     from moderation.ml.datasets import load_split
-    from moderation.ml.inference import harmful_score, score_files
+    from moderation.ml.inference import harmful_score
     from moderation.ml.metrics import comparison_metrics
 
     samples = load_split(root, "val")
-    results = score_files(classifier_for(model_version), [s.path for s in samples])
-    pairs = [(s.label, harmful_score(r.scores)) for s, r in zip(samples, results, strict=True) if r.scores]
-    return comparison_metrics([label for label, _ in pairs], [score for _, score in pairs])
+    mine, theirs = _score_heldout(candidate, samples), _score_heldout(active, samples)
+    both = [(m, t) for m, t in zip(mine, theirs, strict=True) if m[1] and t[1]]
+    policy = policy_current()
+    labels = np.asarray([m[0] for m, _ in both], dtype=int)
+    scores = {
+        "candidate": np.asarray([harmful_score(m[1]) for m, _ in both], dtype=float),
+        "active": np.asarray([harmful_score(t[1]) for _, t in both], dtype=float),
+    }
+    approved = {
+        name: np.asarray([route_scores(pair[i][1], policy.thresholds).route == Route.APPROVE for pair in both])
+        for i, name in enumerate(("candidate", "active"))
+    }
+    heldout = HeldOut(
+        labels=labels,
+        candidate=scores["candidate"],
+        active=scores["active"],
+        candidate_approved=approved["candidate"].astype(bool),
+        active_approved=approved["active"].astype(bool),
+        policy_version=policy.version,
+    )
+    summary = {name: comparison_metrics(labels.tolist(), scores[name].tolist()) for name in scores}
+    return summary, heldout
 
 
 def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRun:
-    """Carry out a queued run. ``force`` ignores the new-label minimum."""
+    """Carry out a queued run. ``force`` ignores the new-label minimum; such a run's candidate is
+    never promoted automatically."""
     from moderation.ml.datasets import class_counts, load_split
     from moderation.ml.train import TrainConfig, train
 
     record = _Recorder(run)
-    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), forced=force
+    )
     run.refresh_from_db()
     workdir = Path(settings.VAR_DIR) / "training" / f"run-{run.pk}"
     try:
@@ -141,27 +176,23 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
         )
         record.progress("evaluate", 0.85)
         active = model_version_ensure_active()
-        heldout = {"candidate": _score_heldout(candidate, data), "active": _score_heldout(active, data)}
-        verdict = promotion_verdict(candidate=heldout["candidate"], active=heldout["active"])
-        metrics = {
-            **heldout,
-            "active_name": active.name,
-            "verdict": {"promote": verdict.promote, "reasons": verdict.reasons},
-        }
+        heldout, compared = heldout_compare(candidate=candidate, active=active, root=data)
+        verdict = promotion_verdict(compared, forced=force, seed=run.pk)
+        metrics = {**heldout, "active_name": active.name, "verdict": verdict.as_dict()}
         ModelVersion.objects.filter(pk=candidate.pk).update(metrics={**candidate.metrics, "heldout": metrics})
+        candidate.refresh_from_db()
         record.log(f"held-out: candidate {heldout['candidate']}, active {heldout['active']}")
         promoted = verdict.promote and settings.VIGIL_PROMOTION_AUTO
-        if promoted:
-            model_version_activate(
-                model_version=candidate,
-                apply_thresholds=True,
-                action=ModelEvent.Action.AUTO_PROMOTED,
-                note="; ".join(verdict.reasons),
-            )
-            record.log(f"promoted {candidate.name}: {'; '.join(verdict.reasons)}")
+        if verdict.promote and not promoted:
+            verdict_note = "; ".join(verdict.reasons) + " (automatic promotion is off: VIGIL_PROMOTION_AUTO=0)"
         else:
-            model_event_record(model_version=candidate, action=ModelEvent.Action.HELD, note="; ".join(verdict.reasons))
-            record.log(f"kept {candidate.name} as a candidate: {'; '.join(verdict.reasons)}")
+            verdict_note = "; ".join(verdict.reasons)
+        if promoted:
+            model_version_activate(model_version=candidate, action=ModelEvent.Action.AUTO_PROMOTED, note=verdict_note)
+            record.log(f"promoted {candidate.name} (rule: {verdict.rule}): {verdict_note}")
+        else:
+            model_event_record(model_version=candidate, action=ModelEvent.Action.HELD, note=verdict_note)
+            record.log(f"kept {candidate.name} as a candidate (rule: {verdict.rule}): {verdict_note}")
         TrainingRun.objects.filter(pk=run.pk).update(metrics=metrics, candidate=candidate, promoted=promoted)
         return _finish(run, TrainingRun.Status.SUCCEEDED)
     except Exception as exc:

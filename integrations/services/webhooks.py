@@ -25,7 +25,7 @@ from accounts.models import ApiClient
 from integrations import outbound
 from integrations.models import WebhookAttempt, WebhookDelivery
 from integrations.signing import secret_new, signed_headers
-from moderation.models import Upload
+from moderation.models import Change, ModelVersion, Upload
 from moderation.serializers import UploadOutput
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,42 @@ def delivery_create(*, upload: Upload, event: str) -> WebhookDelivery | None:
     client = ApiClient.objects.filter(user_id=upload.submitter_id).exclude(webhook_url="").first()
     if client is None:
         return None
+    return _delivery_new(client=client, event=event, data={"upload": UploadOutput(upload).data}, upload=upload)
+
+
+def deliveries_broadcast(*, change: Change) -> list[WebhookDelivery]:
+    """Queue ``model.changed`` or ``policy.changed`` for every client with a webhook: what
+    changed, and the model and policy that route uploads now. Call inside the change's transaction."""
+    from moderation.services.model_versions import model_version_ensure_active
+    from moderation.services.policies import policy_current
+
+    event = {
+        Change.Kind.MODEL: WebhookDelivery.Event.MODEL_CHANGED,
+        Change.Kind.POLICY: WebhookDelivery.Event.POLICY_CHANGED,
+    }[change.kind]
+    policy, active = policy_current(), model_version_ensure_active()
+    data = {
+        "change": {
+            "id": change.pk,
+            "action": change.action,
+            "summary": change.summary,
+            "model_version": change.model_version.name if change.model_version else None,
+            "policy_version": change.policy.version if change.policy else None,
+        },
+        "active_model": {"name": active.name, "categories": active.categories},
+        "shadow_models": list(
+            ModelVersion.objects.filter(status=ModelVersion.Status.SHADOW).order_by("pk").values_list("name", flat=True)
+        ),
+        "policy": {"version": policy.version, "thresholds": policy.thresholds, "created_at": policy.created_at},
+    }
+    clients = ApiClient.objects.exclude(webhook_url="").order_by("pk")
+    return [_delivery_new(client=client, event=event, data=data) for client in clients]
+
+
+def _delivery_new(*, client: ApiClient, event: str, data: dict, upload: Upload | None = None) -> WebhookDelivery:
     delivery_id = uuid.uuid4()
     now = timezone.now()
-    payload = {
-        "id": str(delivery_id),
-        "event": event,
-        "created_at": now,
-        "upload": UploadOutput(upload).data,
-    }
+    payload = {"id": str(delivery_id), "event": event, "created_at": now, **data}
     delivery = WebhookDelivery.objects.create(
         id=delivery_id,
         client=client,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -18,7 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.ml.files import atomic_write, file_sha256
-from moderation.models import ModelEvent, ModelVersion
+from moderation.models import Change, ModelEvent, ModelVersion, PolicyDraft, ThresholdPolicy
+from moderation.services.changes import change_record
 
 logger = logging.getLogger(__name__)
 
@@ -138,23 +140,31 @@ def model_version_register(
     return version
 
 
+_CHANGE_ACTIONS = {
+    ModelEvent.Action.ACTIVATED: Change.Action.PROMOTED,
+    ModelEvent.Action.AUTO_PROMOTED: Change.Action.AUTO_PROMOTED,
+    ModelEvent.Action.ROLLED_BACK: Change.Action.ROLLED_BACK,
+}
+
+
 def model_version_activate(
     *,
     model_version: ModelVersion,
-    apply_thresholds: bool = False,
     user: AbstractBaseUser | None = None,
     action: str = ModelEvent.Action.ACTIVATED,
     note: str = "",
+    propose_thresholds: bool = True,
 ) -> ModelVersion:
-    """Make ``model_version`` the one that routes traffic; the previous one is retired.
+    """Make ``model_version`` the one that routes traffic; the previous one is retired, and its
+    retirement records the policy in force with it (what a rollback to it restores).
 
-    ``apply_thresholds``: also save a policy version with the thresholds suggested for this model
-    on its validation data (other categories keep their current thresholds), since a new model's
-    scores are calibrated differently from the old one's.
-    """
-    from moderation.services.policies import policy_create, policy_current
+    The policy is never changed here. ``propose_thresholds``: offer the thresholds suggested for
+    this model on its validation data as a draft on the threshold page (a new model's scores are
+    calibrated differently), for an admin to review and save."""
+    from moderation.services.policies import policy_current, policy_draft_propose
 
     with transaction.atomic():
+        policy = policy_current()
         previous = list(
             ModelVersion.objects.select_for_update()
             .filter(status=ModelVersion.Status.ACTIVE)
@@ -165,35 +175,102 @@ def model_version_activate(
             status=ModelVersion.Status.ACTIVE, activated_at=timezone.now()
         )
         for old in previous:
-            model_event_record(
-                model_version=old, action=ModelEvent.Action.RETIRED, actor=user, note=f"replaced by {model_version}"
+            ModelEvent.objects.create(
+                model_version=old,
+                action=ModelEvent.Action.RETIRED,
+                actor=user,
+                note=f"replaced by {model_version}",
+                policy=policy,
             )
-        model_event_record(model_version=model_version, action=action, actor=user, note=note)
-        if apply_thresholds:
-            suggested = (model_version.metrics or {}).get("suggested_thresholds")
-            if not suggested:
-                raise RegistryError(f"{model_version.name} has no suggested thresholds in its metrics")
-            policy_create(
-                thresholds={**policy_current().thresholds, **suggested},
-                reason=f"Thresholds suggested on validation data for model {model_version.name}.",
-                created_by=user,
+        ModelEvent.objects.create(model_version=model_version, action=action, actor=user, note=note, policy=policy)
+        model_version.refresh_from_db()
+        draft = policy_draft_propose(model_version=model_version) if propose_thresholds else None
+        if previous:  # a fresh install's first activation changes nothing anyone relied on
+            who = user.get_username() if user else "the promotion rule"
+            summary = (
+                f"Model {model_version.name} now routes uploads instead of {', '.join(p.name for p in previous)} "
+                f"({ModelEvent.Action(action).label.lower()} by {who}), under policy v{policy.version}."
             )
-    model_version.refresh_from_db()
+            if draft is not None:
+                summary += " Its suggested thresholds wait as a draft on the threshold page."
+            if note:
+                summary += f" Note: {note}"
+            change_record(
+                kind=Change.Kind.MODEL,
+                action=_CHANGE_ACTIONS.get(action, Change.Action.PROMOTED),
+                summary=summary,
+                actor=user,
+                model_version=model_version,
+                policy=policy,
+            )
     return model_version
 
 
-def model_version_rollback(*, apply_thresholds: bool = False, user: AbstractBaseUser | None = None) -> ModelVersion:
-    """Re-activate the version that was active before the current one."""
+@dataclass(frozen=True)
+class RollbackTarget:
+    model_version: ModelVersion
+    policy: ThresholdPolicy | None  # the policy in force with it when it was retired
+
+
+def model_version_rollback_target() -> RollbackTarget | None:
+    """The version active before the current one, with the policy that routed with it; None
+    when there is nothing to roll back to."""
+    from moderation.services.policies import policy_in_force_at
+
     previous = (
         ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
         .order_by("-activated_at")
         .first()
     )
     if previous is None:
-        raise RegistryError("no previously active model version to roll back to")
-    return model_version_activate(
-        model_version=previous, apply_thresholds=apply_thresholds, user=user, action=ModelEvent.Action.ROLLED_BACK
+        return None
+    retired = (
+        ModelEvent.objects.filter(model_version=previous, action=ModelEvent.Action.RETIRED)
+        .select_related("policy")
+        .order_by("-created_at", "-id")
+        .first()
     )
+    if retired is None:
+        return RollbackTarget(previous, None)
+    return RollbackTarget(previous, retired.policy or policy_in_force_at(retired.created_at))
+
+
+def model_version_rollback(*, user: AbstractBaseUser | None, reason: str) -> ModelVersion:
+    """Re-activate the version that was active before the current one **and** the policy that was
+    in force with it (saved as a new policy version, since policies are never edited), recording
+    who and why. Drafts the rolled-back model proposed are dismissed."""
+    from moderation.services.policies import policy_create, policy_current
+
+    if not reason.strip():
+        raise RegistryError("Say why you roll back.")
+    target = model_version_rollback_target()
+    if target is None:
+        raise RegistryError("no previously active model version to roll back to")
+    with transaction.atomic():
+        leaving = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        restored = model_version_activate(
+            model_version=target.model_version,
+            user=user,
+            action=ModelEvent.Action.ROLLED_BACK,
+            note=reason.strip(),
+            propose_thresholds=False,
+        )
+        if leaving is not None:
+            PolicyDraft.objects.filter(model_version=leaving, status=PolicyDraft.Status.OPEN).update(
+                status=PolicyDraft.Status.DISMISSED, resolved_by=user, resolved_at=timezone.now()
+            )
+        if target.policy is not None and target.policy.thresholds != policy_current().thresholds:
+            policy_create(
+                thresholds=target.policy.thresholds,
+                reason=(
+                    f"Rollback to model {restored.name} restores the thresholds of policy v{target.policy.version}, "
+                    f"in force with it. {reason.strip()}"
+                ),
+                created_by=user,
+                confirm_no_human_band=True,  # confirmed when it was first saved
+                action=Change.Action.RESTORED,
+            )
+    return restored
 
 
 def model_version_shadow(*, model_version: ModelVersion, user: AbstractBaseUser | None = None) -> ModelVersion:
@@ -201,8 +278,17 @@ def model_version_shadow(*, model_version: ModelVersion, user: AbstractBaseUser 
     dashboard compares the two on live traffic. Workers pick it up on their next task."""
     if model_version.status not in (ModelVersion.Status.CANDIDATE, ModelVersion.Status.RETIRED):
         raise RegistryError(f"{model_version.name} is {model_version.status}; only candidates go to shadow")
-    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.SHADOW)
-    model_event_record(model_version=model_version, action=ModelEvent.Action.SHADOW, actor=user)
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.SHADOW)
+        model_event_record(model_version=model_version, action=ModelEvent.Action.SHADOW, actor=user)
+        who = user.get_username() if user else "the system"
+        change_record(
+            kind=Change.Kind.MODEL,
+            action=Change.Action.SHADOW,
+            summary=f"Model {model_version.name} now scores new uploads in shadow (by {who}); it routes nothing.",
+            actor=user,
+            model_version=model_version,
+        )
     model_version.refresh_from_db()
     return model_version
 

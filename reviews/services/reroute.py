@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from moderation.models import ThresholdPolicy, Upload
+from moderation.models import Change, ThresholdPolicy, Upload
 from moderation.routing import Route, route_scores
+from moderation.services.changes import change_record
 from moderation.services.outcomes import outcome_announce
 from reviews.models import ReviewRound
 from reviews.services.rounds import queue_keys
@@ -23,12 +25,15 @@ class RerouteResult:
     held: int = 0  # being reviewed right now: left alone
 
 
-def queue_reroute(*, policy: ThresholdPolicy, batch_size: int = 500) -> RerouteResult:
+def queue_reroute(
+    *, policy: ThresholdPolicy, user: AbstractBaseUser | None = None, batch_size: int = 500
+) -> RerouteResult:
     """Apply ``policy`` to uploads the model sent to humans (open ``model`` rounds). Those the new
     thresholds decide are finished automatically and their round cancelled; the rest stay queued
     with fresh queue keys. Rounds a moderator holds right now, failed uploads, audits and second
     reviews are left alone. Each upload changes in its own short transaction, by a conditional
-    update from ``queued``, so a moderator deciding at the same moment wins cleanly."""
+    update from ``queued``, so a moderator deciding at the same moment wins cleanly. The re-route
+    is recorded in the change log (admins' banner, ``policy.changed`` webhook)."""
     result = RerouteResult()
     now = timezone.now()
     open_model_rounds = ReviewRound.objects.filter(
@@ -40,10 +45,25 @@ def queue_reroute(*, policy: ThresholdPolicy, batch_size: int = 500) -> RerouteR
     while True:
         batch = list(free.filter(pk__gt=last_id).select_related("upload__score").order_by("pk")[:batch_size])
         if not batch:
+            _record(policy, user, result)
             return result
         last_id = batch[-1].pk
         for round_ in batch:
             _reroute_one(round_, policy, result)
+
+
+def _record(policy: ThresholdPolicy, user: AbstractBaseUser | None, result: RerouteResult) -> None:
+    who = user.get_username() if user else "the system"
+    change_record(
+        kind=Change.Kind.POLICY,
+        action=Change.Action.REROUTED,
+        summary=(
+            f"Queue re-routed under policy v{policy.version} by {who}: {result.approved} approved, "
+            f"{result.rejected} rejected, {result.still_queued} still queued, {result.held} left with moderators."
+        ),
+        actor=user,
+        policy=policy,
+    )
 
 
 def _reroute_one(round_: ReviewRound, policy: ThresholdPolicy, result: RerouteResult) -> None:

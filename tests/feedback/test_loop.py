@@ -1,5 +1,6 @@
 """The whole feedback loop with real images: decisions → export → retrain → candidate with
-metrics → promotion rule → shadow → promote → new uploads scored by the new model → roll back."""
+metrics → promotion rule (held: too few held-out images) → shadow → promote (confirmed; the policy
+stays, its thresholds wait as a draft) → new uploads scored by the new model → roll back."""
 
 from pathlib import Path
 
@@ -8,9 +9,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from feedback.models import TrainingRun
-from feedback.services.promotion import promotion_verdict
-from moderation.models import ModelEvent, ModelVersion, Score, Upload
+from moderation.models import Change, ModelEvent, ModelVersion, PolicyDraft, Score, Upload
 from moderation.services.model_versions import BASELINE_NAME
+from moderation.services.policies import policy_create, policy_current
 from moderation.services.scoring import upload_score
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create
@@ -28,7 +29,7 @@ def retrain_settings(settings, tmp_path):
     settings.VIGIL_RETRAIN_AUG_VIEWS = 1
     settings.VIGIL_RETRAIN_MIN_LABELS = 20
     settings.VIGIL_RETRAIN_VAL_FRACTION = 0.3
-    settings.VIGIL_PROMOTION_AUTO = False  # the rule's verdict is recorded; an admin promotes
+    settings.VIGIL_PROMOTION_AUTO = True  # the rule decides, with the defaults' sample-size minimum
     return settings
 
 
@@ -42,32 +43,48 @@ def label_dataset(moderator, root: Path) -> int:
     return count
 
 
+HAND_TUNED = {
+    "weapon": {"approve_below": 0.2, "reject_from": 0.4},
+    "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+}
+
+
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator, admin_user, client):
     labelled = label_dataset(moderator, tiny_dataset)
     assert labelled == 30
+    mine = policy_create(thresholds=HAND_TUNED, reason="tuned by hand", created_by=admin_user)
 
     # Too few new labels: the scheduled run skips itself.
     retrain_settings.VIGIL_RETRAIN_MIN_LABELS = 1000
     call_command("retrain")
     assert TrainingRun.objects.get().status == "skipped"
-    retrain_settings.VIGIL_RETRAIN_MIN_LABELS = 20
 
-    call_command("retrain")
+    # Reproduction 1: "even with few new labels" trained on 30 labels and evaluated on a handful
+    # of held-out images, which used to promote itself and replace the admin's policy.
+    call_command("retrain", "--force")
     run = TrainingRun.objects.filter(status="succeeded").get()
-    assert (run.labels, run.new_labels, run.progress) == (30, 30, 1.0)
+    assert (run.labels, run.new_labels, run.progress, run.forced) == (30, 30, 1.0, True)
     assert "exported 30 labelled images" in run.log and "trained in" in run.log
     candidate = run.candidate
     assert candidate.status == "candidate" and candidate.architecture == "harmfulnet"
     heldout = candidate.metrics["heldout"]
-    assert heldout["candidate"]["images"] == heldout["active"]["images"] == 2 * round(0.3 * 15)  # same held-out images
+    n = round(0.3 * 15)
+    assert heldout["candidate"]["images"] == heldout["active"]["images"] == 2 * n  # same held-out images
     assert heldout["active_name"] == BASELINE_NAME
     assert heldout["candidate"]["roc_auc"] > 0.9  # rockets and motorbikes vs cats and coffee
-    verdict = promotion_verdict(candidate=heldout["candidate"], active=heldout["active"])
-    assert heldout["verdict"] == {"promote": verdict.promote, "reasons": verdict.reasons}
+    verdict = heldout["verdict"]
+    assert (verdict["promote"], verdict["rule"]) == (False, "sample_size")
+    assert verdict["reasons"][0] == f"held-out set too small ({n} harmful, {n} safe; need 50 harmful and 50 safe)"
+    assert "forced run (started even with few new labels): never promoted automatically" in verdict["reasons"]
+    assert verdict["figures"]["auc"]["interval"] is None or len(verdict["figures"]["auc"]["interval"]) == 2
+    assert "rule: sample_size" in run.log and "held-out set too small" in run.log
     assert ModelEvent.objects.filter(model_version=candidate, action="held").exists()
     assert not run.promoted
+    assert ModelVersion.objects.get(status="active").name == BASELINE_NAME
+    assert policy_current() == mine  # nothing replaced the admin's policy
+    assert not PolicyDraft.objects.exists() and not Change.objects.filter(kind="model").exists()
 
     # Shadow: the candidate scores new uploads beside the active model, which alone routes.
     client.force_login(admin_user)
@@ -85,10 +102,12 @@ def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator,
     page = client.get(reverse("metrics:dashboard"))
     assert [row["version"].name for row in page.context["comparison"]["rows"]] == [BASELINE_NAME, candidate.name]
 
-    # Promote with one action: recorded, thresholds suggested for it applied, next upload uses it.
-    response = client.post(
-        reverse("feedback:model_action", args=[candidate.pk]), {"action": "promote", "apply_thresholds": "on"}
-    )
+    # Promote: only with the confirmation ticked; the policy stays, the thresholds wait as a draft.
+    url = reverse("feedback:model_action", args=[candidate.pk])
+    refused = client.post(url, {"action": "promote"}, follow=True)
+    assert "Tick the box to confirm the promote" in refused.content.decode()
+    assert ModelVersion.objects.get(pk=candidate.pk).status == "shadow"
+    response = client.post(url, {"action": "promote", "confirm": "1", "note": "looks right in shadow"})
     assert response.status_code == 302
     candidate.refresh_from_db()
     assert candidate.status == "active"
@@ -96,13 +115,25 @@ def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator,
     after = make_upload(data=photo_jpeg("rocket"))
     upload_score(upload_id=after.pk)
     after.refresh_from_db()
-    assert after.score.model_version == candidate
-    assert after.policy.thresholds["weapon"] == candidate.metrics["suggested_thresholds"]["weapon"]
+    assert after.score.model_version == candidate and after.policy == mine
+    draft = PolicyDraft.objects.get(status="open", model_version=candidate)
+    assert draft.thresholds["weapon"] == candidate.metrics["suggested_thresholds"]["weapon"]
 
-    # Roll back with one action.
-    client.post(reverse("feedback:model_action", args=[candidate.pk]), {"action": "rollback"})
+    # Roll back: confirmation and a reason required; the model and its policy come back.
+    models_page = client.get(reverse("feedback:models")).content.decode()
+    assert f"Re-activate <strong>{BASELINE_NAME}</strong>" in models_page
+    assert client.post(url, {"action": "rollback", "confirm": "1"}, follow=True).status_code == 200
+    assert ModelVersion.objects.get(status="active") == candidate  # no reason: refused
+    client.post(url, {"action": "rollback", "confirm": "1", "note": "misses knives"})
     assert ModelVersion.objects.get(status="active").name == BASELINE_NAME
-    assert ModelEvent.objects.filter(action="rolled_back", actor=admin_user).exists()
+    assert ModelEvent.objects.filter(action="rolled_back", actor=admin_user, note="misses knives").exists()
+    assert policy_current() == mine  # the policy that routed with the baseline was never replaced
     again = make_upload(data=photo_jpeg("coffee"))
     upload_score(upload_id=again.pk)
     assert Upload.objects.get(pk=again.pk).score.model_version.name == BASELINE_NAME
+    assert list(Change.objects.order_by("pk").values_list("action", flat=True)) == [
+        "saved",
+        "shadow",
+        "promoted",
+        "rolled_back",
+    ]

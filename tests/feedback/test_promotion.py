@@ -1,22 +1,76 @@
+"""The promotion rule on held-out scores: which rule decides, with numbers and intervals."""
+
+import numpy as np
 import pytest
 
-from feedback.services.promotion import promotion_verdict
+from feedback.services.promotion import ALL_MET, AUC, FORCED, RECALL, SAMPLE_SIZE, HeldOut, Rules, promotion_verdict
 
-ACTIVE = {"roc_auc": 0.95, "harmful_recall": 0.80, "f1": 0.85}
+RULES = Rules(min_harmful=50, min_safe=50, confidence=0.95, auc_margin=0.0, min_recall=0.9, resamples=1000)
 
 
-@pytest.mark.parametrize(
-    ("candidate", "promote", "reason"),
-    [
-        ({"roc_auc": 0.96, "harmful_recall": 0.82, "f1": 0.87}, True, "F1 0.8700 ≥ 0.8500 + 0.01"),
-        ({"roc_auc": 0.95, "harmful_recall": 0.80, "f1": 0.86}, True, "AUC 0.9500 ≥ 0.9500"),
-        ({"roc_auc": 0.96, "harmful_recall": 0.82, "f1": 0.855}, False, "F1 0.8550 not above active 0.8500 + 0.01"),
-        ({"roc_auc": 0.94, "harmful_recall": 0.90, "f1": 0.95}, False, "ROC AUC 0.9400 < active 0.9500"),
-        ({"roc_auc": 0.99, "harmful_recall": 0.79, "f1": 0.95}, False, "harmful recall 0.7900 < active 0.8000"),
-    ],
-)
-def test_promotion_rule(settings, candidate, promote, reason):
-    settings.VIGIL_PROMOTION_F1_MARGIN = 0.01
-    verdict = promotion_verdict(candidate=candidate, active=ACTIVE)
-    assert verdict.promote is promote
-    assert any(reason in r for r in verdict.reasons), verdict.reasons
+def heldout(n_harmful: int, n_safe: int, *, candidate_gap: float, active_gap: float, seed: int = 7) -> HeldOut:
+    """Scores whose harmful images sit ``gap`` logits above the safe ones, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(n_harmful, dtype=int), np.zeros(n_safe, dtype=int)]
+    noise = rng.normal(size=(2, len(labels)))
+    candidate = 1 / (1 + np.exp(-(noise[0] + candidate_gap * labels - candidate_gap / 2)))
+    active = 1 / (1 + np.exp(-(noise[1] + active_gap * labels - active_gap / 2)))
+    return HeldOut(labels, candidate, active, candidate < 0.1, active < 0.1, policy_version=4)
+
+
+def test_a_clearly_better_candidate_on_enough_images_is_promoted():
+    verdict = promotion_verdict(heldout(80, 80, candidate_gap=6, active_gap=1.5), forced=False, rules=RULES)
+    assert (verdict.promote, verdict.rule) == (True, ALL_MET)
+    auc = verdict.figures["auc"]
+    assert auc["interval"][0] > 0 and auc["interval"][0] <= auc["difference"] <= auc["interval"][1]
+    recall = verdict.figures["recall"]["candidate"]
+    assert recall["of"] == 80 and recall["interval"][0] >= 0.9
+    assert "95% interval" in verdict.reasons[0] and "policy v4" in verdict.reasons[0]
+
+
+def test_six_perfect_images_prove_nothing():
+    """Reproduction 1's numbers: AUC 1.0 on 6 held-out images."""
+    data = heldout(3, 3, candidate_gap=30, active_gap=0.5)
+    verdict = promotion_verdict(data, forced=False, rules=RULES)
+    assert verdict.figures["auc"]["candidate"] == 1.0
+    assert (verdict.promote, verdict.rule) == (False, SAMPLE_SIZE)
+    assert verdict.reasons[0] == "held-out set too small (3 harmful, 3 safe; need 50 harmful and 50 safe)"
+    assert verdict.figures["heldout"] == {"harmful": 3, "safe": 3}
+
+
+def test_a_forced_run_is_never_promoted_even_when_every_figure_is_good():
+    verdict = promotion_verdict(heldout(80, 80, candidate_gap=6, active_gap=1.5), forced=True, rules=RULES)
+    assert (verdict.promote, verdict.rule) == (False, FORCED)
+    assert verdict.reasons == ["forced run (started even with few new labels): never promoted automatically"]
+
+
+def test_a_point_gain_inside_the_noise_is_held():
+    verdict = promotion_verdict(heldout(60, 60, candidate_gap=2.2, active_gap=2.0), forced=False, rules=RULES)
+    assert (verdict.promote, verdict.rule) == (False, AUC)
+    low, high = verdict.figures["auc"]["interval"]
+    assert low <= 0 < high
+    assert "no gain above +0 shown" in verdict.reasons[0]
+
+
+def test_a_better_ranker_that_lets_harmful_images_through_the_policy_is_held():
+    data = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    leaky = HeldOut(  # the policy in force auto-approves 20 of its harmful images
+        data.labels,
+        data.candidate,
+        data.active,
+        data.labels.astype(bool) & (np.arange(160) < 20),
+        data.active_approved,
+        4,
+    )
+    verdict = promotion_verdict(leaky, forced=False, rules=RULES)
+    assert (verdict.promote, verdict.rule) == (False, RECALL)
+    assert verdict.figures["recall"]["candidate"]["kept"] == 60
+    assert "harmful recall under policy v4 60/80 = 0.750" in verdict.reasons[0]
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+def test_the_auc_margin_is_judged_on_the_interval(margin):
+    rules = Rules(**{**RULES.__dict__, "auc_margin": margin})
+    verdict = promotion_verdict(heldout(80, 80, candidate_gap=6, active_gap=1.5), forced=False, rules=rules)
+    assert verdict.promote is (verdict.figures["auc"]["interval"][0] > margin)
+    assert verdict.promote is (margin == 0.0)

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from feedback.models import TrainingRun
-from moderation.models import ModelEvent, ModelVersion
+from moderation.models import Change, ModelEvent, ModelVersion
 from tests.feedback.test_export import decide
 
 PAGES = [("get", "feedback:export", []), ("get", "feedback:training", []), ("post", "feedback:training", [])]
@@ -66,6 +66,61 @@ def test_a_model_action_that_cannot_apply_says_why(client, admin_user):
     response = client.post(reverse("feedback:model_action", args=[active.pk]), {"action": "shadow"}, follow=True)
     assert "only candidates go to shadow" in response.content.decode()
     response = client.post(reverse("feedback:model_action", args=[active.pk]), {"action": "rollback"}, follow=True)
+    assert "Tick the box to confirm the rollback" in response.content.decode()
+    assert "Say why you roll back." in response.content.decode()
+    response = client.post(
+        reverse("feedback:model_action", args=[active.pk]),
+        {"action": "rollback", "confirm": "1", "note": "bad model"},
+        follow=True,
+    )
     assert "no previously active model version" in response.content.decode()
     assert ModelVersion.objects.get(pk=active.pk).status == "active"
     assert not ModelEvent.objects.filter(actor=admin_user).exists()
+
+
+@pytest.mark.django_db
+def test_admins_see_changes_in_a_banner_until_they_acknowledge_them(client, admin_user, moderator):
+    from accounts.roles import Role
+    from moderation.services.policies import policy_create
+    from tests.factories import make_user
+
+    other_admin = make_user(Role.ADMIN, username="other-admin")
+    thresholds = {
+        "weapon": {"approve_below": 0.1, "reject_from": 0.9},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    first = policy_create(thresholds=thresholds, reason="fewer rejects", created_by=other_admin)
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:models")).content.decode()
+    assert 'id="changes-banner"' in page and "1 change to what routes uploads" in page
+    assert f"Policy v{first.version} saved by other-admin: nudity 0.2–0.8; weapon 0.1–0.9." in page
+    newest = Change.objects.get().pk
+
+    # A change recorded after the banner was drawn stays unseen after the acknowledgement.
+    later = policy_create(thresholds=thresholds, reason="same again", created_by=other_admin)
+    response = client.post(
+        reverse("feedback:changes_acknowledge"), {"up_to": newest, "next": reverse("feedback:models")}
+    )
+    assert response.url == reverse("feedback:models")
+    page = client.get(reverse("feedback:models")).content.decode()
+    assert f"Policy v{later.version} saved" in page and f"Policy v{first.version} saved" not in page
+    client.post(reverse("feedback:changes_acknowledge"), {"up_to": 10**9, "next": "https://evil.example/"})
+    assert 'id="changes-banner"' not in client.get(reverse("feedback:models")).content.decode()
+    history = client.get(reverse("feedback:changes")).content.decode()
+    assert "fewer rejects" in history and "same again" in history
+
+    # Each admin acknowledges for themselves; moderators never see the banner.
+    client.force_login(other_admin)
+    assert "2 changes to what routes uploads" in client.get(reverse("feedback:models")).content.decode()
+    client.force_login(moderator)
+    assert 'id="changes-banner"' not in client.get(reverse("reviews:queue")).content.decode()
+
+
+@pytest.mark.django_db
+def test_rollback_is_offered_only_when_there_is_something_to_roll_back_to(client, admin_user):
+    from moderation.services.model_versions import model_version_ensure_active
+
+    model_version_ensure_active()
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:models")).content.decode()
+    assert 'id="rollback"' not in page and 'value="rollback"' not in page

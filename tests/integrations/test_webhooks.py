@@ -18,6 +18,7 @@ from integrations.services.webhooks import (
     delivery_redeliver,
     delivery_send,
     webhook_clear,
+    webhook_set,
 )
 from integrations.signing import verify
 from reviews.services.claims import round_claim
@@ -264,3 +265,56 @@ def test_an_attempt_that_lost_its_claim_does_not_settle(client_with_hook, receiv
     assert _settle(stale, succeeded=False) == "pending"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("sending", 2)  # the newer attempt still owns it
+
+
+def test_policy_and_model_changes_reach_every_client_signed(client_with_hook, receiver, admin_user, tmp_path):
+    """``policy.changed`` and ``model.changed`` go to every client with a webhook (no upload),
+    written in the change's transaction and signed like every other event."""
+    from moderation.models import ModelVersion
+    from moderation.services.model_versions import model_version_ensure_active, model_version_shadow
+    from moderation.services.policies import policy_create
+
+    other, _ = api_client_create(name="other-platform")
+    webhook_set(client=other, url=receiver.url("/other"))
+    api_client_create(name="no-hook")
+    baseline = model_version_ensure_active()
+    assert not WebhookDelivery.objects.exists()  # a first activation is no change
+
+    thresholds = {
+        "weapon": {"approve_below": 0.1, "reject_from": 0.9},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    policy = policy_create(thresholds=thresholds, reason="fewer rejects", created_by=admin_user)
+    candidate = ModelVersion.objects.create(
+        name="cand", architecture=baseline.architecture, weights=baseline.weights, weights_sha256="x" * 64
+    )
+    model_version_shadow(model_version=candidate, user=admin_user)
+
+    deliveries = WebhookDelivery.objects.order_by("created_at", "client_id")
+    assert [(d.event, d.client.name, d.upload_id) for d in deliveries] == [
+        ("policy.changed", "platform", None),
+        ("policy.changed", "other-platform", None),
+        ("model.changed", "platform", None),
+        ("model.changed", "other-platform", None),
+    ]
+    for delivery in deliveries:
+        assert delivery_send(delivery_id=delivery.pk) == "succeeded"
+    [first, second] = receiver.to("/hook")
+    assert first.headers["Vigil-Event"] == "policy.changed"
+    secret = client_with_hook.webhook_secret
+    assert first.headers["Vigil-Signature"] == expected_signature(secret, first.headers["Vigil-Timestamp"], first.body)
+    body = json.loads(first.body)
+    assert body["change"]["action"] == "saved" and body["change"]["policy_version"] == policy.version
+    assert body["policy"] == {
+        "version": policy.version,
+        "thresholds": thresholds,
+        "created_at": body["policy"]["created_at"],
+    }
+    assert body["active_model"]["name"] == baseline.name and "upload" not in body
+    shadow = json.loads(second.body)
+    assert (shadow["event"], shadow["change"]["action"], shadow["shadow_models"]) == (
+        "model.changed",
+        "shadow",
+        ["cand"],
+    )
+    assert len(receiver.to("/other")) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from moderation.classifiers import ModelIntegrityError, classifier_for, unload_all
 from moderation.ml.files import file_sha256
-from moderation.models import ModelVersion, ThresholdPolicy
+from moderation.models import Change, ModelEvent, ModelVersion, PolicyDraft
 from moderation.services.model_versions import (
     BASELINE_NAME,
     RegistryError,
@@ -14,8 +14,9 @@ from moderation.services.model_versions import (
     model_version_ensure_active,
     model_version_register,
     model_version_rollback,
+    model_version_rollback_target,
 )
-from moderation.services.policies import policy_current
+from moderation.services.policies import policy_create, policy_current
 from moderation.services.scoring import upload_score
 from tests.factories import make_upload
 from tests.images import photo_jpeg
@@ -54,37 +55,85 @@ def test_registering_the_same_weights_or_name_twice_is_refused(tiny_checkpoint, 
     assert ModelVersion.objects.filter(architecture="harmfulnet").count() == 1
 
 
-def test_activate_then_roll_back(tiny_checkpoint):
+def test_activate_then_roll_back(tiny_checkpoint, admin_user):
     baseline = model_version_ensure_active()
     candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
     model_version_activate(model_version=candidate)
     baseline.refresh_from_db()
     assert (candidate.status, baseline.status) == ("active", "retired")
     assert ModelVersion.objects.filter(status="active").count() == 1
-    restored = model_version_rollback()
+    restored = model_version_rollback(user=admin_user, reason="tiny model misses knives")
     candidate.refresh_from_db()
     assert (restored.name, restored.status, candidate.status) == (BASELINE_NAME, "active", "retired")
+    event = ModelEvent.objects.get(action="rolled_back")
+    assert (event.model_version, event.actor, event.note) == (baseline, admin_user, "tiny model misses knives")
+    assert list(Change.objects.order_by("pk").values_list("action", flat=True)) == ["promoted", "rolled_back"]
 
 
-def test_rollback_without_history_is_refused():
+def test_rollback_without_history_or_reason_is_refused(tiny_checkpoint):
     model_version_ensure_active()
     with pytest.raises(RegistryError, match="no previously active"):
-        model_version_rollback()
+        model_version_rollback(user=None, reason="why not")
+    assert model_version_rollback_target() is None
+    model_version_activate(model_version=model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1"))
+    with pytest.raises(RegistryError, match="Say why"):
+        model_version_rollback(user=None, reason="  ")
+    assert ModelVersion.objects.get(status="active").name == "tiny-v1"
 
 
-def test_activation_can_apply_the_models_suggested_thresholds(tiny_checkpoint, admin_user):
+def test_activation_never_changes_the_policy_and_proposes_a_draft(tiny_checkpoint, admin_user):
     model_version_ensure_active()
-    before = policy_current()
+    mine = policy_create(
+        thresholds={
+            "weapon": {"approve_below": 0.2, "reject_from": 0.4},
+            "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+        },
+        reason="hand-tuned",
+        created_by=admin_user,
+    )
     candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
-    model_version_activate(model_version=candidate, apply_thresholds=True, user=admin_user)
-    policy = policy_current()
-    assert policy.version == before.version + 1
-    assert policy.thresholds["weapon"] == candidate.metrics["suggested_thresholds"]["weapon"]
-    assert policy.thresholds["nudity"] == before.thresholds["nudity"]  # other categories unchanged
-    assert policy.created_by == admin_user and "tiny-v1" in policy.reason
-    model_version_rollback(apply_thresholds=True)
-    assert policy_current().thresholds["weapon"] == before.thresholds["weapon"]
-    assert ThresholdPolicy.objects.count() == before.version + 2
+    model_version_activate(model_version=candidate, user=admin_user)
+    assert policy_current() == mine  # the admin's policy still routes
+    draft = PolicyDraft.objects.get(status="open")
+    assert draft.model_version == candidate
+    assert draft.thresholds["weapon"] == candidate.metrics["suggested_thresholds"]["weapon"]
+    assert draft.thresholds["nudity"] == mine.thresholds["nudity"]  # other categories as in force
+    change = Change.objects.get(action="promoted")
+    assert (change.actor, change.model_version, change.policy) == (admin_user, candidate, mine)
+    assert "draft" in change.summary
+
+
+def test_rollback_restores_the_model_and_the_policy_in_force_with_it(tiny_checkpoint, admin_user):
+    """Reproduction 2: a rollback used to write the cold-start numbers with a "suggested on
+    validation data" reason, and left the admin's pre-promotion policy behind."""
+    model_version_ensure_active()
+    theirs = {
+        "weapon": {"approve_below": 0.2, "reject_from": 0.4},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    before = policy_create(thresholds=theirs, reason="hand-tuned for the baseline", created_by=admin_user)
+    candidate = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1")
+    model_version_activate(model_version=candidate, user=admin_user)
+    tuned = {**theirs, "weapon": {"approve_below": 0.05, "reject_from": 0.97}}
+    policy_create(thresholds=tuned, reason="tuned for tiny-v1", created_by=admin_user)
+
+    model_version_rollback(user=admin_user, reason="tiny-v1 misses knives")
+    restored = policy_current()
+    assert ModelVersion.objects.get(status="active").name == BASELINE_NAME
+    assert restored.thresholds == before.thresholds and restored.version == before.version + 2
+    assert restored.created_by == admin_user
+    assert f"restores the thresholds of policy v{before.version}" in restored.reason
+    assert "tiny-v1 misses knives" in restored.reason and "suggested" not in restored.reason
+    assert not PolicyDraft.objects.filter(status="open").exists()  # tiny-v1's draft went with it
+    assert list(Change.objects.order_by("pk").values_list("action", flat=True)) == [
+        "saved",
+        "promoted",
+        "saved",
+        "rolled_back",
+        "restored",
+    ]
+    # Nothing further back to roll back to than the baseline's predecessor: none.
+    assert model_version_rollback_target().model_version == candidate
 
 
 @pytest.mark.slow

@@ -118,6 +118,14 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
     ),
+    "feedback:changes": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
+    ),
+    "feedback:changes_acknowledge": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
+    ),
     "integrations:deliveries": (
         "get",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},

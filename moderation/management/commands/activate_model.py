@@ -6,19 +6,18 @@ from moderation.services.model_versions import RegistryError, model_version_acti
 
 
 class Command(BaseCommand):
-    help = "Make a model version the one that scores and routes new uploads (workers switch without a restart)."
+    help = (
+        "Make a model version the one that scores and routes new uploads (workers switch without a restart). "
+        "The threshold policy is not changed: the model's suggested thresholds wait as a draft on the threshold page."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="model version name (see `list_models`)")
-        parser.add_argument(
-            "--apply-thresholds", action="store_true", help="also save a policy with the model's suggested thresholds"
-        )
+        parser.add_argument("--note", default="", help="why (kept in the audit log and the change log)")
 
-    def handle(self, *args, name: str, apply_thresholds: bool, **options) -> None:
+    def handle(self, *args, name: str, note: str, **options) -> None:
         try:
-            version = model_version_activate(
-                model_version=model_version_get(name=name), apply_thresholds=apply_thresholds
-            )
+            version = model_version_activate(model_version=model_version_get(name=name), note=note)
         except RegistryError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"active model: {version.name}")
