@@ -5,7 +5,7 @@ import csv
 import pytest
 from django.core.management import CommandError, call_command
 
-from moderation.models import ModelVersion
+from moderation.models import ModelEvent, ModelVersion
 from moderation.services.model_versions import BASELINE_NAME, model_version_ensure_active
 from tests.images import encode, photo
 
@@ -48,8 +48,12 @@ def test_register_activate_list_and_roll_back(tiny_checkpoint, capsys):
     listing = capsys.readouterr().out
     assert "registered tiny-v1 (candidate)" in listing and "active model: tiny-v1" in listing
     assert any(line.startswith("tiny-v1") and " active " in line for line in listing.splitlines())
-    call_command("rollback_model")
-    assert f"active model: {BASELINE_NAME}" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="--reason"):
+        call_command("rollback_model")
+    call_command("rollback_model", reason="tiny-v1 was a test")
+    out = capsys.readouterr().out
+    assert f"active model: {BASELINE_NAME}" in out and "policy v1 in force" in out
+    assert ModelEvent.objects.filter(action="rolled_back", note="tiny-v1 was a test").exists()
     with pytest.raises(CommandError, match="no model version named 'nope'"):
         call_command("activate_model", "nope")
 

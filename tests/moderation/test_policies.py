@@ -1,8 +1,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from moderation.models import ThresholdPolicy
-from moderation.services.policies import DEFAULT_THRESHOLDS, policy_create, policy_current
+from moderation.models import Change, ThresholdPolicy
+from moderation.services.policies import DEFAULT_THRESHOLDS, NoHumanBand, policy_create, policy_current
 
 
 @pytest.mark.django_db
@@ -50,3 +50,19 @@ def test_invalid_thresholds_are_refused(thresholds):
 def test_a_reason_is_required():
     with pytest.raises(ValidationError):
         policy_create(thresholds=DEFAULT_THRESHOLDS, reason="  ")
+
+
+@pytest.mark.django_db
+def test_a_policy_without_a_human_band_needs_an_explicit_confirmation(admin_user):
+    """Reproduction 1's policy: weapon 0.8838–0.8838 would send no weapon image to a human."""
+    policy_current()
+    bandless = {"weapon": {"approve_below": 0.8838, "reject_from": 0.8838}, "nudity": DEFAULT_THRESHOLDS["nudity"]}
+    with pytest.raises(NoHumanBand, match="weapon: approve_below equals reject_from") as refused:
+        policy_create(thresholds=bandless, reason="suggested", created_by=admin_user)
+    assert refused.value.categories == ["weapon"]
+    assert ThresholdPolicy.objects.count() == 1 and not Change.objects.exists()
+    policy = policy_create(thresholds=bandless, reason="I mean it", created_by=admin_user, confirm_no_human_band=True)
+    assert policy.without_human_band == ["weapon"]
+    change = Change.objects.get()
+    assert (change.kind, change.action, change.policy, change.actor) == ("policy", "saved", policy, admin_user)
+    assert "No human band for weapon (confirmed)" in change.summary and "Why: I mean it" in change.summary

@@ -67,7 +67,8 @@ def test_existing_score_is_reused_when_a_redelivered_task_finds_the_upload_pendi
     ],
 )
 def test_routing_follows_the_current_policy(uploader, admin_user, thresholds, status, decided_by):
-    policy = policy_create(thresholds=thresholds, reason="test", created_by=admin_user)
+    # A category that rejects everything has no human band: saved only with the confirmation.
+    policy = policy_create(thresholds=thresholds, reason="test", created_by=admin_user, confirm_no_human_band=True)
     upload = make_upload(uploader, photo_jpeg("chelsea"))
     upload_score(upload_id=upload.pk)
     upload.refresh_from_db()
