@@ -15,11 +15,17 @@ from moderation.models import ModelVersion
 
 class ScoreCell(models.Model):
     """Scores of one model version created in one hour, counted per cell of per-category score
-    bins, with what happened to those uploads."""
+    bins and per category of the standing human label, with what happened to those uploads.
+
+    ``label_category`` is the category the moderator gave with the standing label (harmful
+    labels carry one; safe labels and unlabelled uploads have ""). It splits a cell's row only
+    where labels name different categories, so the per-category harmful counts exist while sums
+    over it give the cell's totals."""
 
     hour = models.DateTimeField()
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
     cell = models.CharField(max_length=200)
+    label_category = models.CharField(max_length=50, blank=True, default="")
     scored = models.PositiveIntegerField()
     # Routed by this score (the model's own decision).
     auto_approved = models.PositiveIntegerField(default=0)
@@ -36,11 +42,16 @@ class ScoreCell(models.Model):
     peer_agreed = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["model_version", "hour", "cell"], name="score_cell_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "hour", "cell", "label_category"], name="score_cell_label_unique"
+            )
+        ]
         indexes = [models.Index(fields=["hour"], name="score_cell_hour")]
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h {self.model_version_id} {self.cell}: {self.scored}"
+        labelled = f" ({self.label_category})" if self.label_category else ""
+        return f"{self.hour:%Y-%m-%d %H}h {self.model_version_id} {self.cell}{labelled}: {self.scored}"
 
 
 class LatencyBin(models.Model):
@@ -74,7 +85,9 @@ class WindowSummary(models.Model):
     since = models.DateTimeField()
     until = models.DateTimeField()
     computed_at = models.DateTimeField()
-    cells = models.JSONField()  # [[cell key, scored, auto_approved, …], …] in traffic.COUNTS order
+    # [[cell key, scored, auto_approved, …], …] in traffic.COUNTS order, then {label category:
+    # labelled harmful} where harmful labels in the cell name categories
+    cells = models.JSONField()
     hourly = models.JSONField()  # [[ISO hour, scored], …]
 
     class Meta:

@@ -6,5 +6,6 @@ app_name = "metrics"
 
 urlpatterns = [
     path("thresholds/", views.thresholds, name="thresholds"),
+    path("thresholds/drafts/<int:draft_id>/dismiss/", views.draft_dismiss, name="draft_dismiss"),
     path("dashboard/", views.dashboard, name="dashboard"),
 ]

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from accounts.decorators import admin_required
@@ -24,19 +24,26 @@ from metrics.selectors.operations import latency_percentiles, queue_depth_series
 from metrics.selectors.traffic import model_vs_humans, totals, traffic_cells
 from metrics.selectors.windows import Window, window_named
 from metrics.services.projection import (
-    NoLabels,
+    Positions,
+    Thresholds,
     positions_from_thresholds,
     project,
     suggest,
-    thresholds_from_positions,
+    thresholds_for,
     traffic_from_cells,
 )
 from metrics.services.rollups import rollups_refresh
 from metrics.services.summaries import Summary, window_summary
 from moderation.bins import EDGES, TOP
-from moderation.models import ModelEvent, ModelVersion, ThresholdPolicy
+from moderation.models import (
+    ModelEvent,
+    ModelVersion,
+    PolicyDraft,
+    ThresholdPolicy,
+    policy_categories_without_human_band,
+)
 from moderation.services.model_versions import model_version_ensure_active
-from moderation.services.policies import policy_create, policy_current
+from moderation.services.policies import policy_create, policy_current, policy_draft_resolve, policy_drafts_open
 from reviews.selectors.queue import rounds_open
 from reviews.services.reroute import queue_reroute
 
@@ -82,74 +89,123 @@ def _selection(request: HttpRequest) -> Selection:
 @require_http_methods(["GET", "POST"])
 def thresholds(request: HttpRequest) -> HttpResponse:
     selection = _selection(request)
-    window = selection.window
     policy = policy_current()
-    cells = selection.summary.cells
-    traffic = traffic_from_cells(cells, days=window.days, categories=sorted(policy.thresholds))
-    categories = traffic.categories
-    policy_form = PolicyForm(request.POST or None, categories=categories)
-    if request.method == "POST" and policy_form.is_valid():
-        try:
-            new = policy_create(
-                thresholds=policy_form.thresholds(), reason=policy_form.cleaned_data["reason"], created_by=request.user
-            )
-        except ValidationError as exc:
-            policy_form.add_error(None, exc)
-        else:
-            note = f"Saved policy v{new.version}."
-            if policy_form.cleaned_data["reroute"]:
-                result = queue_reroute(policy=new)
-                note += (
-                    f" Re-routed the queue: {result.approved} approved, {result.rejected} rejected,"
-                    f" {result.still_queued} still queued, {result.held} left with the moderators holding them."
-                )
-            messages.success(request, note)
-            return redirect(f"{reverse('metrics:thresholds')}?{request.GET.urlencode()}")
-
-    positions = positions_from_thresholds(policy.thresholds)
-    for name in categories:
-        positions.setdefault(name, (TOP, TOP))
+    min_labels = settings.VIGIL_THRESHOLD_MIN_LABELS
+    traffic = traffic_from_cells(
+        selection.summary.cells, days=selection.window.days, categories=sorted(policy.thresholds)
+    )
+    draft = _draft_requested(request)
+    loaded = thresholds_for(draft.thresholds if draft else policy.thresholds, traffic.categories)
     targets = TargetsForm(request.GET if "suggest" in request.GET else None)
-    suggestion_error = ""
+    suggestion = None
     if targets.is_bound and targets.is_valid():
-        try:
-            positions = suggest(
-                traffic,
-                start=positions,
-                min_reject_precision=targets.cleaned_data["min_reject_precision"],
-                min_harmful_recall=targets.cleaned_data["min_harmful_recall"],
-            )
-        except NoLabels as exc:
-            suggestion_error = str(exc)
-    projection = project(traffic, positions)
-    shown = thresholds_from_positions(positions)
-    vs_humans = model_vs_humans(cells)
-    charts = _curves(vs_humans, projection)
+        suggestion = suggest(
+            traffic,
+            start=positions_from_thresholds(loaded),
+            min_reject_precision=targets.cleaned_data["min_reject_precision"],
+            min_harmful_recall=targets.cleaned_data["min_harmful_recall"],
+            min_labels=min_labels,
+        )
+        loaded = suggestion.thresholds(loaded)
+
+    policy_form = PolicyForm(
+        request.POST or None,
+        categories=traffic.categories,
+        loaded=loaded,
+        initial={"draft": draft.pk if draft else None},
+    )
+    posted = policy_form.thresholds() if request.method == "POST" and policy_form.is_valid() else None
+    if posted is not None:
+        saved = _policy_save(request, policy_form)
+        if saved is not None:
+            return saved
+
+    positions = positions_from_thresholds(loaded)
+    projection = project(traffic, positions, min_labels=min_labels)
+    vs_humans = model_vs_humans(selection.summary.cells)
     context = {
         **selection.context(),
         "policy": policy,
         "history": ThresholdPolicy.objects.select_related("created_by")[:20],
-        "rows": [
-            {
-                "name": name,
-                "approve": positions[name][0],
-                "reject": positions[name][1],
-                "approve_value": shown[name]["approve_below"],
-                "reject_value": shown[name]["reject_from"],
-            }
-            for name in categories
-        ],
+        "rows": _slider_rows(policy_form, positions, loaded),
         "top": TOP,
         "projection": projection,
-        "traffic": traffic.as_json(),
+        "min_labels": min_labels,
+        "traffic": traffic.as_json(min_labels=min_labels),
         "targets": targets if targets.is_bound else TargetsForm(),
-        "suggested": targets.is_bound and targets.is_valid() and not suggestion_error,
-        "suggestion_error": suggestion_error,
+        "suggestion": suggestion,
         "policy_form": policy_form,
+        "drafts": policy_drafts_open(),
+        "draft": draft,
+        "loaded_without_band": policy_categories_without_human_band(posted or loaded),
         "vs_humans": vs_humans,
-        "charts": charts,
+        "charts": _curves(vs_humans, projection),
     }
     return render(request, "metrics/thresholds.html", context, status=400 if policy_form.errors else 200)
+
+
+def _draft_requested(request: HttpRequest) -> PolicyDraft | None:
+    """The open draft named by ``?draft=`` (the page loads its numbers), if any."""
+    try:
+        draft_id = int(request.GET.get("draft", ""))
+    except ValueError:
+        return None
+    return PolicyDraft.objects.filter(pk=draft_id, status=PolicyDraft.Status.OPEN).first()
+
+
+def _policy_save(request: HttpRequest, form: PolicyForm) -> HttpResponse | None:
+    """Save the posted policy (and re-route the queue if asked); None when the service refused."""
+    data = form.cleaned_data
+    try:
+        new = policy_create(
+            thresholds=form.thresholds(),
+            reason=data["reason"],
+            created_by=request.user,
+            confirm_no_human_band=data["confirm_no_human_band"],
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return None
+    note = f"Saved policy v{new.version}."
+    draft = PolicyDraft.objects.filter(pk=data["draft"]).first() if data["draft"] else None
+    if draft is not None and policy_draft_resolve(draft=draft, user=request.user, policy=new):
+        note += f" The draft from {draft.model_version.name} is marked applied."
+    if data["reroute"]:
+        result = queue_reroute(policy=new, user=request.user)
+        note += (
+            f" Re-routed the queue: {result.approved} approved, {result.rejected} rejected,"
+            f" {result.still_queued} still queued, {result.held} left with the moderators holding them."
+        )
+    messages.success(request, note)
+    query = request.GET.copy()
+    query.pop("draft", None)
+    return redirect(f"{reverse('metrics:thresholds')}?{query.urlencode()}")
+
+
+@admin_required
+@require_POST
+def draft_dismiss(request: HttpRequest, draft_id: int) -> HttpResponse:
+    draft = get_object_or_404(PolicyDraft, pk=draft_id)
+    if policy_draft_resolve(draft=draft, user=request.user):
+        messages.success(request, f"Dismissed the thresholds proposed for {draft.model_version.name}.")
+    return redirect("metrics:thresholds")
+
+
+def _slider_rows(form: PolicyForm, positions: Positions, loaded: Thresholds) -> list[dict]:
+    """Per category: slider positions (nearest bin edges), the exact values loaded, and the
+    numeric inputs that post them."""
+    return [
+        {
+            "name": name,
+            "approve": positions[name][0],
+            "reject": positions[name][1],
+            "approve_value": loaded[name]["approve_below"],
+            "reject_value": loaded[name]["reject_from"],
+            "approve_field": form[f"approve_below__{name}"],
+            "reject_field": form[f"reject_from__{name}"],
+        }
+        for name in form.categories
+    ]
 
 
 def _curves(vs_humans, projection=None) -> dict:

@@ -27,10 +27,12 @@ COUNTS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a page builds tens of thousands of these, and frozen ones cost twice as much
 class Cell:
     bins: dict[str, int]
     counts: dict[str, int]
+    # Standing harmful labels by the category the moderator gave (labels without one: totals only).
+    harmful_by_category: dict[str, int] = field(default_factory=dict)
 
     @property
     def harmful_bin(self) -> int:
@@ -39,14 +41,26 @@ class Cell:
 
 
 def traffic_cells(*, model_version: ModelVersion, window: Window) -> list[Cell]:
-    """The window's cells, summed over hours by the database."""
+    """The window's cells, summed over hours by the database, with the harmful labels of each
+    cell broken down by label category (the roll-up rows of a cell, one per label category)."""
     rows = (
         ScoreCell.objects.filter(model_version=model_version, hour__gte=window.since, hour__lt=window.until)
-        .values("cell")
+        .values("cell", "label_category")
         .annotate(**{name: Sum(name) for name in COUNTS})
         .order_by("cell")
     )
-    return [Cell(bins=parse_cell(row["cell"]), counts={name: row[name] for name in COUNTS}) for row in rows]
+    cells: dict[str, Cell] = {}
+    for row in rows:
+        counts = {name: row[name] for name in COUNTS}
+        cell = cells.get(row["cell"])
+        if cell is None:
+            cell = cells[row["cell"]] = Cell(bins=parse_cell(row["cell"]), counts=counts)
+        else:
+            for name in COUNTS:
+                cell.counts[name] += counts[name]
+        if row["label_category"] and row["labelled_harmful"]:
+            cell.harmful_by_category[row["label_category"]] = row["labelled_harmful"]
+    return list(cells.values())
 
 
 def totals(cells: list[Cell]) -> dict[str, int]:

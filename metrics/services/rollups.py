@@ -14,8 +14,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
 from metrics.models import LatencyBin, QueueHour, RollupState, ScoreCell
@@ -86,8 +86,11 @@ def _score_cells(start: datetime, end: datetime) -> list[ScoreCell]:
     standing = Decision.objects.filter(upload=OuterRef("upload"), round__status=ReviewRound.Status.DECIDED)
     per_upload = standing.order_by().values("upload")
     audit = standing.filter(round__reason=ReviewRound.Reason.AUDIT, upload_decided_by_before=Upload.DecidedBy.AUTO)
+    latest = standing.order_by("-created_at", "-id")
     scores = Score.objects.filter(created_at__gte=start, created_at__lt=end).annotate(
-        label=Subquery(standing.order_by("-created_at", "-id").values("label")[:1]),
+        label=Subquery(latest.values("label")[:1]),
+        # The category the standing decision names ("" for safe labels and unlabelled uploads).
+        label_category=Coalesce(Subquery(latest.values("category")[:1]), Value("")),
         moderators=Subquery(
             per_upload.annotate(n=Count("moderator", distinct=True)).values("n"), output_field=IntegerField()
         ),
@@ -109,7 +112,7 @@ def _score_cells(start: datetime, end: datetime) -> list[ScoreCell]:
         (auto & Q(upload__status=Upload.Status.REJECTED)) | Q(audit_before=Upload.Status.REJECTED)
     )
     rows = (
-        scores.values("model_version", "cell")
+        scores.values("model_version", "cell", "label_category")
         .annotate(
             n=Count("id"),
             approved=Count("id", filter=auto_approved),
@@ -129,6 +132,7 @@ def _score_cells(start: datetime, end: datetime) -> list[ScoreCell]:
             hour=start,
             model_version_id=row["model_version"],
             cell=row["cell"],
+            label_category=row["label_category"],
             scored=row["n"],
             auto_approved=row["approved"],
             auto_rejected=row["rejected"],

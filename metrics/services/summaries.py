@@ -58,7 +58,7 @@ def _compute(model_version: ModelVersion, window: Window) -> WindowSummary:
             "since": window.since,
             "until": window.until,
             "computed_at": timezone.now(),
-            "cells": [[_key(c), *(c.counts[name] for name in COUNTS)] for c in cells],
+            "cells": [_entry(c) for c in cells],
             "hourly": [[hour.isoformat(), n] for hour, n in hourly],
         },
     )
@@ -69,6 +69,18 @@ def _key(cell: Cell) -> str:
     return "|".join(f"{name}={b}" for name, b in sorted(cell.bins.items()))
 
 
+def _entry(cell: Cell) -> list:
+    """[cell key, counts in COUNTS order] and, where harmful labels name categories, {category: n}."""
+    named = [cell.harmful_by_category] if cell.harmful_by_category else []
+    return [_key(cell), *(cell.counts[name] for name in COUNTS), *named]
+
+
+def _cell(entry: list) -> Cell:
+    key, counts, named = entry[0], entry[1 : len(COUNTS) + 1], entry[len(COUNTS) + 1 :]
+    by_category = named[0] if named else {}
+    return Cell(bins=parse_cell(key), counts=dict(zip(COUNTS, counts, strict=True)), harmful_by_category=by_category)
+
+
 def window_summary(*, model_version: ModelVersion, window: Window) -> Summary:
     now = timezone.now()
     changed_at = RollupState.objects.filter(pk=1).values_list("changed_at", flat=True).first()
@@ -77,7 +89,7 @@ def window_summary(*, model_version: ModelVersion, window: Window) -> Summary:
         row = _compute(model_version, window)
     return Summary(
         window=window,
-        cells=[Cell(bins=parse_cell(key), counts=dict(zip(COUNTS, counts, strict=True))) for key, *counts in row.cells],
+        cells=[_cell(entry) for entry in row.cells],
         hourly=[(parse_datetime(hour), n) for hour, n in row.hourly],
         computed_at=row.computed_at,
     )

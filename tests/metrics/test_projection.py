@@ -8,26 +8,29 @@ from metrics.services.projection import (
     APPROVE,
     QUEUE,
     REJECT,
-    NoLabels,
+    Figure,
     positions_from_thresholds,
     project,
     route_cells,
+    share_figure,
     suggest,
     thresholds_from_positions,
     traffic_from_cells,
 )
-from moderation.bins import TOP, cell_key, parse_cell, threshold_position
+from moderation.bins import EDGES, TOP, cell_key, parse_cell, threshold_position
 from moderation.routing import Route, route_scores
 
 CODES = {Route.APPROVE: APPROVE, Route.QUEUE: QUEUE, Route.REJECT: REJECT}
 
 
-def cell(scores: dict[str, float], scored=1, harmful=0, safe=0) -> Cell:
+def cell(scores: dict[str, float], scored=1, harmful=0, safe=0, category="weapon") -> Cell:
+    """A roll-up cell; its harmful labels name ``category`` ("" for none)."""
     counts = dict.fromkeys(
         ("auto_approved", "auto_rejected", "queued", "audited", "overturned", "peer_compared", "peer_agreed"), 0
     )
     counts.update(scored=scored, labelled_harmful=harmful, labelled_safe=safe)
-    return Cell(bins=parse_cell(cell_key(scores)), counts=counts)
+    by_category = {category: harmful} if harmful and category else {}
+    return Cell(bins=parse_cell(cell_key(scores)), counts=counts, harmful_by_category=by_category)
 
 
 def test_routing_on_bins_matches_the_routing_rule_on_scores_for_thresholds_on_edges():
@@ -81,7 +84,9 @@ def test_suggest_meets_the_targets_on_labelled_traffic():
         cells.append(cell({"weapon": score}, scored=3, harmful=int(harmful), safe=int(not harmful)))
     traffic = traffic_from_cells(cells, days=7)
     start = positions_from_thresholds({"weapon": {"approve_below": 0.5, "reject_from": 0.5}})
-    positions = suggest(traffic, start=start, min_reject_precision=0.98, min_harmful_recall=0.99)
+    suggestion = suggest(traffic, start=start, min_reject_precision=0.98, min_harmful_recall=0.99, min_labels=30)
+    assert (suggestion.moved, suggestion.held) == (["weapon"], {})
+    positions = suggestion.positions
     projection = project(traffic, positions)
     assert projection.harmful_recall >= 0.99
     assert projection.reject_precision is None or projection.reject_precision >= 0.98
@@ -96,8 +101,80 @@ def test_suggest_meets_the_targets_on_labelled_traffic():
 
 def test_suggest_needs_labels():
     traffic = traffic_from_cells([cell({"weapon": 0.3}, scored=5)], days=1)
-    with pytest.raises(NoLabels):
-        suggest(traffic, start={}, min_reject_precision=0.9, min_harmful_recall=0.9)
+    start = {"weapon": (40, 120)}
+    suggestion = suggest(traffic, start=start, min_reject_precision=0.9, min_harmful_recall=0.9, min_labels=1)
+    assert suggestion.positions == start
+    assert suggestion.held == {
+        "weapon": "weapon: not enough labels — 0 harmful labelled weapon, 0 safe; need 1 of each"
+    }
+
+
+def test_suggest_holds_a_category_whose_labels_name_another_one():
+    """Reproduction 4 of the issue: 30 labels, none of them nudity. Weapon-harmful images score
+    high on nudity too, which alone made Suggest propose nudity 0.4256 / 0.4256."""
+    both = lambda weapon, nudity: {"weapon": weapon, "nudity": nudity}  # noqa: E731
+    cells = [cell(both(0.95, 0.43), harmful=15, category="weapon"), cell(both(0.05, 0.01), safe=15)]
+    start = positions_from_thresholds(
+        {"weapon": {"approve_below": 0.002, "reject_from": 0.4}, "nudity": {"approve_below": 0.2, "reject_from": 0.8}}
+    )
+    targets = {"min_reject_precision": 0.98, "min_harmful_recall": 0.99}
+    few = suggest(traffic_from_cells(cells, days=1), start=start, min_labels=30, **targets)
+    assert few.positions == start and few.moved == []
+    assert few.held["nudity"] == "nudity: not enough labels — 0 harmful labelled nudity, 15 safe; need 30 of each"
+    assert few.held["weapon"] == "weapon: not enough labels — 15 harmful labelled weapon, 15 safe; need 30 of each"
+    # With enough nudity labels (and safe ones), nudity gets thresholds; weapon still has too few.
+    cells += [cell(both(0.05, 0.97), harmful=30, category="nudity"), cell(both(0.05, 0.3), safe=15)]
+    enough = suggest(traffic_from_cells(cells, days=1), start=start, min_labels=30, **targets)
+    assert enough.moved == ["nudity"] and list(enough.held) == ["weapon"]
+    assert enough.positions["weapon"] == start["weapon"]
+    assert enough.positions["nudity"] != start["nudity"]
+    current = {
+        "weapon": {"approve_below": 0.002, "reject_from": 0.4},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    loaded = enough.thresholds(current)
+    assert loaded["weapon"] == current["weapon"]  # held: the exact values, not their edges
+    a, r = enough.positions["nudity"]
+    assert loaded["nudity"] == {"approve_below": EDGES[a], "reject_from": EDGES[r]}
+
+
+def test_a_figure_gives_its_wilson_interval_and_the_labels_it_rests_on():
+    # Newcombe (1998), Table I, method 3 (Wilson score interval without continuity correction).
+    for k, n, low, high in ((81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611)):
+        figure = share_figure(k, n, minimum=20)
+        assert (round(figure.low, 4), round(figure.high, 4)) == (low, high)
+        assert figure.value == k / n and figure.enough
+    assert str(share_figure(81, 263, minimum=30)) == "0.3080 (0.255–0.366, n = 263)"
+    assert str(share_figure(14, 15, minimum=30)) == "not enough labels (15 of 30)"
+    assert str(share_figure(0, 0, minimum=30)) == "not enough labels (0 of 30)"
+    # Written as JavaScript's toFixed writes it: 1/32 = 0.03125 exactly, a tie, rounds up.
+    assert str(Figure(1, 32, 1, 0.0, 0.5)) == "0.0313 (0.000–0.500, n = 32)"
+
+
+def test_projection_figures_per_category():
+    both = lambda weapon, nudity: {"weapon": weapon, "nudity": nudity}  # noqa: E731
+    cells = [
+        cell(both(0.9, 0.1), harmful=8, category="weapon"),  # rejected by weapon
+        cell(both(0.9, 0.1), harmful=2, category=""),  # harmful, no category: totals only
+        cell(both(0.001, 0.5), harmful=4, category="nudity"),  # queued (nudity review band)
+        cell(both(0.001, 0.001), harmful=1, safe=30, category="nudity"),  # approved
+        cell(both(0.5, 0.9), safe=1),  # rejected by nudity (and weapon): a wrong reject
+    ]
+    traffic = traffic_from_cells(cells, days=1)
+    thresholds = {
+        "weapon": {"approve_below": 0.002, "reject_from": 0.4},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    projection = project(traffic, positions_from_thresholds(thresholds), min_labels=5)
+    assert (projection.recall.k, projection.recall.n) == (14, 15)
+    assert (projection.precision.k, projection.precision.n) == (10, 11)
+    by_name = {c.name: c for c in projection.categories}
+    nudity, weapon = by_name["nudity"], by_name["weapon"]
+    assert (nudity.harmful, nudity.recall.k, nudity.recall.n) == (5, 4, 5)
+    assert (nudity.precision.k, nudity.precision.n) == (0, 1) and not nudity.precision.enough
+    assert (weapon.harmful, weapon.recall.k, weapon.recall.n) == (8, 8, 8)
+    assert (weapon.precision.k, weapon.precision.n) == (10, 11)
+    assert str(nudity.precision) == "not enough labels (1 of 5)"
 
 
 def test_threshold_positions_snap_to_the_nearest_edge():

@@ -18,6 +18,7 @@ from accounts.services import api_client_create
 from feedback.models import TrainingRun
 from integrations.models import WebhookDelivery
 from integrations.services.webhooks import webhook_set
+from moderation.models import PolicyDraft
 from moderation.services.model_versions import model_version_ensure_active
 from tests.factories import make_round, make_upload, make_user
 
@@ -115,6 +116,10 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
     ),
     "feedback:model_action": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
+    ),
+    "metrics:draft_dismiss": (
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
     ),
@@ -220,6 +225,9 @@ def world(db):
             "run_id": TrainingRun.objects.create(trigger="admin").pk,
             "version_id": model_version_ensure_active().pk,
             "delivery_id": delivery.pk,
+            "draft_id": PolicyDraft.objects.create(
+                model_version=model_version_ensure_active(), thresholds={}, reason="test"
+            ).pk,
         },
     }
 
