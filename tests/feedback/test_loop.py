@@ -137,3 +137,38 @@ def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator,
         "promoted",
         "rolled_back",
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_run_that_meets_the_rule_is_promoted_but_the_policy_stays_the_admins(
+    retrain_settings, tiny_dataset, moderator, admin_user
+):
+    """The rule's own path, on a real run: with the sample-size minimum lowered to the tiny
+    dataset's six held-out images a class (and the other rules made lenient), the candidate
+    promotes itself; the admin's policy still routes, its thresholds wait as a draft, everyone is told."""
+    retrain_settings.VIGIL_RETRAIN_VAL_FRACTION = 0.4
+    retrain_settings.VIGIL_PROMOTION_MIN_HARMFUL = retrain_settings.VIGIL_PROMOTION_MIN_SAFE = 6
+    retrain_settings.VIGIL_PROMOTION_AUC_MARGIN = -1.0
+    retrain_settings.VIGIL_PROMOTION_MIN_RECALL = 0.5
+    label_dataset(moderator, tiny_dataset)
+    queue_everything = {name: {"approve_below": 0.0, "reject_from": 1.0} for name in ("weapon", "nudity")}
+    mine = policy_create(thresholds=queue_everything, reason="humans see everything", created_by=admin_user)
+
+    call_command("retrain")
+    run = TrainingRun.objects.get(status="succeeded")
+    verdict = run.metrics["verdict"]
+    assert (run.forced, verdict["rule"], verdict["promote"], run.promoted) == (False, "all_met", True, True)
+    assert verdict["figures"]["recall"]["candidate"] == {
+        "kept": 6,
+        "of": 6,
+        "value": 1.0,
+        "interval": verdict["figures"]["recall"]["candidate"]["interval"],
+    }
+    assert run.candidate.status == "active"
+    assert ModelEvent.objects.filter(model_version=run.candidate, action="auto_promoted", actor=None).exists()
+    assert policy_current() == mine
+    assert PolicyDraft.objects.get(status="open").model_version == run.candidate
+    change = Change.objects.get(kind="model")
+    assert (change.action, change.actor, change.policy) == ("auto_promoted", None, mine)
+    assert "by the promotion rule" in change.summary and "all rules met" in change.summary
