@@ -9,9 +9,8 @@ fails decides, and the verdict carries the numbers and intervals of all of them:
    1.0 says nothing.
 2. ``forced`` — a run started "even with few new labels" is never promoted automatically.
 3. ``auc`` — the ROC AUC gain over the active model is real: the lower end of its
-   ``VIGIL_PROMOTION_CONFIDENCE`` (95 %) interval, from a paired bootstrap over the held-out
-   images (BCa up to 2,000 images, percentile beyond; ``VIGIL_PROMOTION_RESAMPLES`` resamples,
-   seeded), lies above
+   ``VIGIL_PROMOTION_CONFIDENCE`` (95 %) interval, from a paired stratified percentile bootstrap
+   over the held-out images (``VIGIL_PROMOTION_RESAMPLES`` resamples, seeded), lies above
    ``VIGIL_PROMOTION_AUC_MARGIN`` (0).
 4. ``recall`` — routed by the policy in force (promotion never changes it), the candidate keeps at
    least ``VIGIL_PROMOTION_MIN_RECALL`` (0.90) of harmful images out of auto-approve by the lower
@@ -23,7 +22,6 @@ Otherwise the candidate stays for an admin to shadow, promote or discard.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,9 +30,6 @@ from scipy import stats
 
 SAMPLE_SIZE, FORCED, AUC, RECALL, ALL_MET = "sample_size", "forced", "auc", "recall", "all_met"
 MIN_PER_CLASS_FOR_INTERVAL = 5
-# BCa's jackknife costs O(n²) (2000 images: about 1 s; 10,000: 30 s); larger held-out sets use the
-# percentile interval, whose bias BCa corrects matters less as n grows.
-BCA_MAX_IMAGES = 2000
 
 
 @dataclass(frozen=True)
@@ -99,42 +94,43 @@ def _auc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return ((ranks * positive).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-def _auc_difference(labels: np.ndarray, candidate: np.ndarray, active: np.ndarray, axis: int = -1) -> np.ndarray:
-    labels, candidate, active = (np.moveaxis(a, axis, -1) for a in (labels, candidate, active))
-    return _auc_rows(labels, candidate) - _auc_rows(labels, active)
-
-
 def auc_comparison(heldout: HeldOut, *, confidence: float, resamples: int, seed: int = 0) -> dict:
-    """Both AUCs, their difference and its paired bootstrap interval (None when too few images)."""
+    """Both AUCs, their difference and its interval (None when too few images).
+
+    The interval is a paired, stratified percentile bootstrap (as pROC does for ROC curves): each
+    resample draws the harmful and the safe images separately with replacement, keeping the class
+    counts, and scores both models on the same draw. Stratifying means no resample lacks a class,
+    so the AUC is always defined, however small the set."""
     labels = heldout.labels.astype(int)
     candidate, active = float(_auc_rows(labels, heldout.candidate)), float(_auc_rows(labels, heldout.active))
     interval = None
-    method = "BCa" if len(labels) <= BCA_MAX_IMAGES else "percentile"
     if min(heldout.harmful, heldout.safe) >= MIN_PER_CLASS_FOR_INTERVAL:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a degenerate resample is reported as a missing interval
-            result = stats.bootstrap(
-                (labels, heldout.candidate, heldout.active),
-                _auc_difference,
-                paired=True,
-                vectorized=True,
-                n_resamples=resamples,
-                batch=100,
-                confidence_level=confidence,
-                method=method,
-                rng=np.random.default_rng(seed),
-            )
-        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        if np.isfinite(low) and np.isfinite(high):
-            interval = [low, high]
+        differences = _stratified_differences(heldout, resamples=resamples, seed=seed)
+        tail = (1 - confidence) / 2 * 100
+        low, high = np.percentile(differences, [tail, 100 - tail])
+        interval = [float(low), float(high)]
     return {
         "candidate": candidate,
         "active": active,
         "difference": candidate - active,
         "interval": interval,
         "confidence": confidence,
-        "method": f"paired bootstrap ({method}, {resamples} resamples)",
+        "method": f"paired stratified bootstrap (percentile, {resamples} resamples)",
     }
+
+
+def _stratified_differences(heldout: HeldOut, *, resamples: int, seed: int, chunk: int = 200) -> np.ndarray:
+    """AUC(candidate) - AUC(active) on ``resamples`` draws of the held-out images, per class."""
+    rng = np.random.default_rng(seed)
+    harmful, safe = np.flatnonzero(heldout.labels == 1), np.flatnonzero(heldout.labels != 1)
+    labels = np.r_[np.ones(len(harmful), dtype=int), np.zeros(len(safe), dtype=int)]
+    out = []
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        # [size, n] image indices, the harmful draw first, as ``labels`` says
+        rows = np.hstack([rng.choice(harmful, (size, len(harmful))), rng.choice(safe, (size, len(safe)))])
+        out.append(_auc_rows(labels, heldout.candidate[rows]) - _auc_rows(labels, heldout.active[rows]))
+    return np.concatenate(out)
 
 
 def recall_figures(labels: np.ndarray, approved: np.ndarray, *, confidence: float) -> dict:

@@ -5,9 +5,9 @@ import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
-from moderation.models import ModelEvent, ThresholdPolicy
+from moderation.models import Change, ModelEvent, ThresholdPolicy
 from moderation.services.model_versions import model_event_record, model_version_ensure_active
-from moderation.services.policies import policy_current
+from moderation.services.policies import policy_create, policy_current
 from reviews.models import Decision
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create
@@ -33,11 +33,15 @@ def test_decisions_cannot_be_edited_or_deleted(moderator):
     assert decision.label == "harmful"
 
 
-def test_threshold_policies_and_model_events_cannot_be_edited_or_deleted():
-    policy = policy_current()
+def test_threshold_policies_changes_and_model_events_cannot_be_edited_or_deleted():
     event = model_event_record(model_version=model_version_ensure_active(), action="activated", note="why")
+    policy = policy_create(thresholds=policy_current().thresholds, reason="same again")
+    change = Change.objects.get(policy=policy)
     refused(lambda: ThresholdPolicy.objects.filter(pk=policy.pk).update(reason="rewritten history"))
-    refused(lambda: ThresholdPolicy.objects.filter(pk=policy.pk).delete())
+    # A plain DELETE, past Django's PROTECT (the change log points at the policy), meets the trigger.
+    refused(lambda: ThresholdPolicy.objects.filter(pk=policy.pk)._raw_delete(using="default"))
     refused(lambda: ModelEvent.objects.filter(pk=event.pk).update(note="nothing happened"))
     refused(lambda: ModelEvent.objects.filter(pk=event.pk).delete())
+    refused(lambda: Change.objects.filter(pk=change.pk).update(summary="nothing happened"))
+    refused(lambda: Change.objects.filter(pk=change.pk).delete())
     assert ThresholdPolicy.objects.get(pk=policy.pk).reason == policy.reason
