@@ -277,6 +277,8 @@ CELERY_TASK_ROUTES = {
 VIGIL_MAX_UPLOAD_BYTES = env_int("VIGIL_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
 VIGIL_MAX_IMAGE_PIXELS = env_int("VIGIL_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 VIGIL_MAX_IMAGE_FRAMES = env_int("VIGIL_MAX_IMAGE_FRAMES", 100, minimum=1)
+# Frames of an animated image the model scores: all up to this many, evenly sampled beyond it.
+VIGIL_MAX_SCORED_FRAMES = env_int("VIGIL_MAX_SCORED_FRAMES", 32, minimum=1)
 VIGIL_DISPLAY_MAX_SIDE = env_int("VIGIL_DISPLAY_MAX_SIDE", 1024, minimum=64)
 # Remote URLs (POST {"url": ...}): fetched by a worker, never from a non-public address unless allowed.
 VIGIL_FETCH_TIMEOUT_SECONDS = env_float("VIGIL_FETCH_TIMEOUT_SECONDS", 15.0)

@@ -122,6 +122,11 @@ class Score(models.Model):
     harmful_score = models.FloatField()
     category_scores = models.JSONField()
     latency_ms = models.FloatField(help_text="Decode, preprocess and inference time for this image.")
+    # Animated images: the scores above are the maximum over the scored frames, per category.
+    worst_frame = models.PositiveIntegerField(default=0, help_text="Index of the frame with the highest score.")
+    frames = models.JSONField(
+        default=list, blank=True, help_text='Animated images only: [{"index": i, "scores": {...}}] per scored frame.'
+    )
     # The per-category score bins (moderation/bins.py), the key metrics roll traffic up by.
     cell = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

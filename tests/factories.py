@@ -33,11 +33,18 @@ def make_upload(submitter: AbstractUser | None = None, data: bytes | None = None
 
 def with_phash(upload: Upload) -> Upload:
     """Give the upload its perceptual hash as the scoring worker does (from its decoded original)."""
+    from PIL import Image
+
+    from media.frames import frames_to_score
     from moderation.imaging import perceptual_hash
-    from moderation.services.scoring import _decode
+    from moderation.services.intake import original_decode
+
+    def first_frame(data: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(data)) as image:
+            return next(frames_to_score(image, cap=1, min_side=256)).image
 
     if not upload.phash:
-        upload.phash = perceptual_hash(_decode(upload, 256).image)
+        upload.phash = perceptual_hash(original_decode(upload, first_frame))
         Upload.objects.filter(pk=upload.pk).update(phash=upload.phash)
     return upload
 

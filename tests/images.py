@@ -31,6 +31,16 @@ def photo_jpeg(name: str, quality: int = 90) -> bytes:
     return encode(photo(name), "JPEG", quality=quality)
 
 
+def animated(frames: list[Image.Image], fmt: str = "GIF", **params) -> bytes:
+    """An animated GIF, WebP or PNG (APNG) of ``frames`` (all the first frame's size)."""
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **params)
+
+
+def photo_frames(names: list[str], size: tuple[int, int] = (300, 200)) -> list[Image.Image]:
+    """scikit-image photos resized to one canvas, as frames of an animation."""
+    return [photo(name).resize(size, Image.Resampling.LANCZOS) for name in names]
+
+
 def labelled_folder(root, *, train: int = 10, val: int = 5, seed: int = 0) -> None:
     """A small ImageFolder dataset in the paper's layout (``train|val/safe|harmful``).
 

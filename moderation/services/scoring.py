@@ -10,6 +10,7 @@ import io
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,9 +19,10 @@ from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
+from media.frames import Frame, batched, frames_to_score
 from moderation.classifiers import classifier_for
 from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
-from moderation.ml.images import load_rgb
+from moderation.ml.loading import Classifier
 from moderation.models import KnownImage, ModelVersion, Score, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.display import display_prepare
@@ -41,35 +43,81 @@ class ScoringResult:
     routed_now: bool
 
 
+SCORING_BATCH = 8  # frames per classifier call: enough to batch, little memory for large frames
+
+
 @dataclass(frozen=True)
-class Decoded:
-    image: Image.Image
+class FramesScored:
+    """The model's scores for each scored frame of one upload, and the time decoding and scoring took."""
+
+    per_frame: list[tuple[int, dict[str, float]]]
+    animated: bool
     seconds: float
 
+    @property
+    def category_scores(self) -> dict[str, float]:
+        """Per category, the maximum over frames: a harmful picture in any frame counts."""
+        categories = self.per_frame[0][1]
+        return {name: max(scores[name] for _, scores in self.per_frame) for name in categories}
 
-def _decode(upload: Upload, min_side: int) -> Decoded:
-    """Read the stored original and decode it to RGB (:func:`original_decode` says what fails how)."""
+    @property
+    def worst_frame(self) -> int:
+        """The index of the frame with the highest score in any category (the first on a tie)."""
+        return max(self.per_frame, key=lambda item: max(item[1].values()))[0]
+
+    @property
+    def frames_record(self) -> list[dict]:
+        """What ``Score.frames`` stores: empty for a still image."""
+        if not self.animated:
+            return []
+        return [{"index": index, "scores": scores} for index, scores in self.per_frame]
+
+
+def _decoded_frames(data: bytes, min_side: int) -> Iterator[Frame]:
+    """The frames to score, decoded lazily; any decoding error is :class:`UndecodableImage` (the
+    classifier's errors, raised between frames, are not: they are worth a retry)."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        frames = frames_to_score(image, cap=settings.VIGIL_MAX_SCORED_FRAMES, min_side=min_side)
+        with image:
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    return
+                yield frame
+    except Exception as exc:
+        raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
+
+
+def frames_score(
+    *, upload: Upload, classifier: Classifier, on_first_frame: Callable[[Image.Image], None] | None = None
+) -> FramesScored:
+    """Score every frame :func:`media.frames.frames_to_score` picks, in batches. The active and
+    shadow models score the same frames. ``on_first_frame`` sees frame 0 before it is scored
+    (the pHash is computed from it)."""
     started = time.perf_counter()
-    image = original_decode(
-        upload, lambda data: load_rgb(Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS), min_side=min_side)
-    )
-    return Decoded(image, time.perf_counter() - started)
+    data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
+    per_frame: list[tuple[int, dict[str, float]]] = []
+    animated = False
+    for batch in batched(_decoded_frames(data, classifier.min_decode_side), SCORING_BATCH):
+        if not per_frame and on_first_frame is not None:
+            on_first_frame(batch[0].image)
+        animated = animated or len(batch) > 1 or batch[0].index > 0
+        per_frame += zip((frame.index for frame in batch), classifier.predict([f.image for f in batch]), strict=True)
+    return FramesScored(per_frame, animated, time.perf_counter() - started)
 
 
-def score_create(*, upload: Upload, model_version: ModelVersion, decoded: Decoded | None = None) -> Score:
-    """Run the model on ``upload`` (decoding it unless ``decoded`` is given) and store its score;
-    returns the existing score if there is one (with ``decoded``, the first attempt's path, it is
+def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesScored | None = None) -> Score:
+    """Run the model on ``upload``'s frames (unless ``scored`` is given) and store its score;
+    returns the existing score if there is one (with ``scored``, the first attempt's path, it is
     not looked up first: the unique constraint catches the rare redelivery that already scored)."""
-    if decoded is None:
+    if scored is None:
         existing = Score.objects.filter(upload=upload, model_version=model_version).first()
         if existing is not None:
             return existing
-    classifier = classifier_for(model_version)
-    if decoded is None:
-        decoded = _decode(upload, classifier.min_decode_side)
-    started = time.perf_counter()
-    category_scores = classifier.predict([decoded.image])[0]
-    latency_ms = (decoded.seconds + time.perf_counter() - started) * 1000
+        scored = frames_score(upload=upload, classifier=classifier_for(model_version))
+    category_scores = scored.category_scores
     try:
         with transaction.atomic():
             return Score.objects.create(
@@ -77,7 +125,9 @@ def score_create(*, upload: Upload, model_version: ModelVersion, decoded: Decode
                 model_version=model_version,
                 harmful_score=max(category_scores.values()),
                 category_scores=category_scores,
-                latency_ms=latency_ms,
+                latency_ms=scored.seconds * 1000,
+                worst_frame=scored.worst_frame,
+                frames=scored.frames_record,
             )
     except IntegrityError:
         return Score.objects.get(upload=upload, model_version=model_version)
@@ -161,11 +211,16 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
     upload.score_attempts += 1
     try:
         model_version = model_version_ensure_active()
-        decoded = None
+        scored = None
         if not upload.phash:  # the first attempt: decode once for the hash and the model
-            decoded = _decode(upload, classifier_for(model_version).min_decode_side)
-            upload.phash = perceptual_hash(decoded.image)  # stored by the routing update
-        score = score_create(upload=upload, model_version=model_version, decoded=decoded)
+
+            def hash_first_frame(image: Image.Image) -> None:
+                upload.phash = perceptual_hash(image)  # stored by the routing update (or the failure's)
+
+            scored = frames_score(
+                upload=upload, classifier=classifier_for(model_version), on_first_frame=hash_first_frame
+            )
+        score = score_create(upload=upload, model_version=model_version, scored=scored)
     except UndecodableImage as exc:
         routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
         return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))

@@ -1,13 +1,16 @@
 """Scoring on the real baseline model, then routing; in-process (the e2e test runs a worker)."""
 
+import imagehash
 import pytest
+from PIL import Image
 
+from media.frames import frame_at
 from moderation.models import Score, Upload
 from moderation.services.model_versions import BASELINE_NAME, model_version_ensure_active
 from moderation.services.policies import policy_create
 from moderation.services.scoring import upload_score, uploads_requeue_stale
 from tests.factories import make_upload
-from tests.images import photo_jpeg
+from tests.images import animated, photo_frames, photo_jpeg
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -128,3 +131,65 @@ def test_missing_original_goes_to_humans_as_failed(uploader, media_root):
     assert upload_score(upload_id=upload.pk).status == "failed"
     upload.refresh_from_db()
     assert "missing" in upload.status_reason
+
+
+# --- Animated images: every frame counts -------------------------------------------------------
+
+# A cat and a cup of coffee first, the astronaut (weapon ~0.005 on the baseline, the cat ~0.0002)
+# in frame 3: a policy approving weapon below 0.002 approves the first frame but not the animation.
+CAT_THEN_ASTRONAUT = ["chelsea", "coffee", "chelsea", "astronaut", "coffee"]
+APPROVES_THE_CAT = {
+    "weapon": {"approve_below": 0.002, "reject_from": 0.5},
+    "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+}
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_a_harmful_later_frame_keeps_an_animation_from_being_approved(uploader, admin_user, fmt):
+    policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
+    upload = make_upload(uploader, animated(photo_frames(CAT_THEN_ASTRONAUT), fmt))
+    assert upload.frames == 5
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    score = upload.score
+
+    assert [frame["index"] for frame in score.frames] == [0, 1, 2, 3, 4]
+    per_frame = {frame["index"]: frame["scores"] for frame in score.frames}
+    assert score.category_scores == {c: max(s[c] for s in per_frame.values()) for c in ("weapon", "nudity")}
+    assert score.harmful_score == max(score.category_scores.values())
+    assert score.worst_frame == max(per_frame, key=lambda i: max(per_frame[i].values())) == 3
+    first, worst = per_frame[0], per_frame[3]
+    assert first["weapon"] < 0.002 <= worst["weapon"] < 0.5  # the first frame alone would be approved
+    assert max(first.values()) < 0.2
+
+    assert upload.status == "queued" and upload.decided_by == ""
+    assert upload.phash == str(imagehash.phash(frame_at(Image.open(upload.original), 0)))  # from frame 0
+
+
+def test_a_still_image_records_no_frames(uploader):
+    upload = make_upload(uploader, photo_jpeg("chelsea"))
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert (upload.score.frames, upload.score.worst_frame) == ([], 0)
+
+
+def test_beyond_the_cap_only_the_sampled_frames_are_scored(uploader, settings):
+    settings.VIGIL_MAX_SCORED_FRAMES = 2
+    upload = make_upload(uploader, animated(photo_frames(CAT_THEN_ASTRONAUT), "GIF"))
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert [frame["index"] for frame in upload.score.frames] == [0, 4]  # first and last
+    assert upload.score.worst_frame in (0, 4)
+
+
+def test_shadow_models_score_the_same_frames(uploader, tiny_checkpoint):
+    from moderation.services.model_versions import model_version_register, model_version_shadow
+
+    shadow = model_version_shadow(model_version=model_version_register(checkpoint=tiny_checkpoint, name="tiny-shadow"))
+    upload = make_upload(uploader, animated(photo_frames(CAT_THEN_ASTRONAUT), "WEBP"))
+    upload_score(upload_id=upload.pk)
+    active = upload.scores.exclude(model_version=shadow).get()
+    beside = upload.scores.get(model_version=shadow)
+    assert [f["index"] for f in beside.frames] == [f["index"] for f in active.frames] == [0, 1, 2, 3, 4]
+    per_frame = [frame["scores"] for frame in beside.frames]
+    assert beside.category_scores == {c: max(s[c] for s in per_frame) for c in beside.category_scores}
