@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 from PIL import Image
@@ -33,7 +34,7 @@ def test_beyond_the_cap_frames_are_evenly_spaced_from_first_to_last(total, cap):
     assert len(indices) == cap == len(set(indices))
     assert indices[0] == 0 and indices[-1] == total - 1
     assert indices == sorted(indices)
-    gaps = [b - a for a, b in zip(indices, indices[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(indices)]
     assert max(gaps) - min(gaps) <= 1  # even, to the rounding
 
 
@@ -95,7 +96,7 @@ def test_transparent_gif_frames_are_flattened_onto_white():
     frames = []
     for colour in COLOURS[:2]:
         rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
-        rgba.paste(colour + (255,), (5, 5, 15, 15))
+        rgba.paste((*colour, 255), (5, 5, 15, 15))
         frames.append(rgba)
     data = animated(frames, "GIF", disposal=2)
     second = frame_at(_open(data), 1)
