@@ -20,6 +20,7 @@ from typing import IO
 from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageFile
 
+from media.frames import frame_at, frame_count
 from moderation.ml.images import load_rgb
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
@@ -127,11 +128,14 @@ def _inspect(data: bytes, *, max_pixels: int, max_frames: int) -> InspectedImage
         )
 
 
-def display_webp(data: bytes, *, max_side: int) -> bytes:
-    """The display derivative: the upright picture, at most ``max_side`` pixels on its long side,
-    re-encoded as WebP from decoded pixels (no metadata survives). Raises on undecodable data."""
+def display_webp(data: bytes, *, max_side: int, frame: int = 0) -> bytes:
+    """The display derivative: the upright picture (frame ``frame`` of an animated image,
+    composited), at most ``max_side`` pixels on its long side, re-encoded as a still WebP from
+    decoded pixels (no metadata survives). Raises on undecodable data, ``IndexError`` for a
+    frame the image does not have."""
     with _open(data) as image:
-        rgb = load_rgb(image, min_side=max_side)
+        still = frame == 0 and frame_count(image) == 1
+        rgb = load_rgb(image, min_side=max_side) if still else frame_at(image, frame)
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         display = io.BytesIO()
         rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=1)  # 3x faster than 4, 15 % larger

@@ -92,3 +92,25 @@ def route_with(upload: Upload, category_scores: dict[str, float]) -> Upload:
     assert upload_route(upload=upload, score=score)
     upload.refresh_from_db()
     return upload
+
+
+def score_frames(upload: Upload, per_frame: dict[int, dict[str, float]]) -> Upload:
+    """Give an animated upload a routing score from per-frame scores, as the worker records them
+    (no model run): the max over frames per category, the worst frame, the frames."""
+    from moderation.models import Score
+    from moderation.services.model_versions import model_version_ensure_active
+
+    categories = next(iter(per_frame.values()))
+    category_scores = {c: max(scores[c] for scores in per_frame.values()) for c in categories}
+    score = Score.objects.create(
+        upload=upload,
+        model_version=model_version_ensure_active(),
+        harmful_score=max(category_scores.values()),
+        category_scores=category_scores,
+        latency_ms=1.0,
+        worst_frame=max(per_frame, key=lambda index: max(per_frame[index].values())),
+        frames=[{"index": index, "scores": scores} for index, scores in per_frame.items()],
+    )
+    Upload.objects.filter(pk=upload.pk).update(score=score)
+    upload.refresh_from_db()
+    return upload

@@ -1,10 +1,16 @@
 """The display derivative moderators and submitters see, made from the stored original when it
 is first needed: by the worker for uploads it sends to humans, otherwise on first view. Intake
-stores only the original, which keeps the upload path to a few milliseconds of checking."""
+stores only the original, which keeps the upload path to a few milliseconds of checking.
+
+For an animated image the derivative shows the frame the routing score found worst (frame 0
+until it is scored); its name says which frame it shows, so a derivative made before scoring is
+replaced once the worst frame is known. Single frames for stepping through an animation are
+re-encoded on request (:func:`frame_webp`) and not stored."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -16,31 +22,67 @@ from moderation.services.intake import UndecodableImage, original_decode
 
 logger = logging.getLogger(__name__)
 
+# "-f3.webp", or "-f3_AbC1234.webp" when the storage had to pick another name.
+FRAME_SUFFIX = re.compile(r"-f(\d+)(?:_[A-Za-z0-9]+)?\.webp$")
+
 
 class DisplayUnavailable(Exception):
-    """The original is missing or cannot be decoded: there is nothing to show."""
+    """The original is missing or cannot be decoded, or has no such frame: there is nothing to show."""
 
 
-def display_ensure(*, upload: Upload) -> str:
-    """The stored name of ``upload``'s display derivative, made now if there is none yet.
+def display_frame(upload: Upload) -> int:
+    """The frame the display derivative shows: the worst frame of the routing score for an
+    animated upload, else 0 (no query for a still image)."""
+    if upload.frames <= 1:
+        return 0
+    worst = Upload.objects.filter(pk=upload.pk).values_list("score__worst_frame", flat=True).first()
+    return worst or 0
 
-    Safe when two requests race: one name wins the conditional update, the other file is removed.
-    """
-    if upload.display:
-        return upload.display.name
+
+def _shown_frame(name: str) -> int:
+    match = FRAME_SUFFIX.search(name)
+    return int(match.group(1)) if match else 0
+
+
+def _webp(upload: Upload, frame: int) -> bytes:
     if not upload.original:
         raise DisplayUnavailable("no image has been stored yet")
     try:
-        webp = original_decode(upload, lambda data: display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE))
+        return original_decode(
+            upload, lambda data: display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE, frame=frame)
+        )
     except UndecodableImage as exc:
         raise DisplayUnavailable(str(exc)) from None
-    name = default_storage.save(f"display/{upload.pk.hex[:2]}/{upload.pk.hex}.webp", ContentFile(webp))
-    if Upload.objects.filter(pk=upload.pk, display="").update(display=name) != 1:
+
+
+def display_ensure(*, upload: Upload) -> str:
+    """The stored name of ``upload``'s display derivative, made now if there is none yet or it
+    shows another frame than :func:`display_frame`.
+
+    Safe when two requests race: one name wins the conditional update, the other file is removed.
+    """
+    current = upload.display.name if upload.display else ""
+    frame = display_frame(upload)
+    if current and _shown_frame(current) == frame:
+        return current
+    webp = _webp(upload, frame)
+    suffix = f"-f{frame}" if frame else ""
+    name = default_storage.save(f"display/{upload.pk.hex[:2]}/{upload.pk.hex}{suffix}.webp", ContentFile(webp))
+    if Upload.objects.filter(pk=upload.pk, display=current).update(display=name) != 1:
         default_storage.delete(name)
         upload.refresh_from_db(fields=["display"])
         return upload.display.name
+    if current:
+        default_storage.delete(current)
     upload.display = name
     return name
+
+
+def frame_webp(*, upload: Upload, index: int) -> bytes:
+    """Frame ``index`` of ``upload``, re-encoded like the display derivative (not stored)."""
+    if not 0 <= index < upload.frames:
+        raise DisplayUnavailable(f"the image has no frame {index}")
+    return _webp(upload, index)
 
 
 def display_prepare(*, upload: Upload) -> None:

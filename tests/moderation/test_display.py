@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.conf import settings
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
+from moderation.imaging import display_webp
 from moderation.models import Upload
-from moderation.services.display import DisplayUnavailable, display_ensure
+from moderation.services.display import DisplayUnavailable, display_ensure, frame_webp
 from moderation.services.policies import policy_create
 from moderation.services.scoring import upload_score
 from tests.conftest import stored_files
-from tests.factories import make_upload
-from tests.images import photo_jpeg
+from tests.factories import make_upload, score_frames
+from tests.images import animated, photo_frames, photo_jpeg
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +102,61 @@ def test_a_picture_the_model_fails_on_keeps_its_phash(uploader, settings, monkey
     upload.refresh_from_db()
     assert len(upload.phash) == 16 and upload.display.name.startswith("display/")
     assert upload.status_reason == "Scoring failed 1 times: ZeroDivisionError"
+
+
+COLOURS = [(255, 0, 0), (0, 200, 0), (0, 0, 255), (255, 255, 0)]
+
+
+def _centre(name: str) -> tuple[int, int, int]:
+    image = Image.open(default_open(name))
+    return image.convert("RGB").getpixel((image.width // 2, image.height // 2))
+
+
+def _near(pixel, colour) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(pixel, colour, strict=True))
+
+
+def test_an_animation_is_displayed_at_its_worst_frame(client, uploader, media_root):
+    upload = make_upload(uploader, animated([Image.new("RGB", (40, 30), c) for c in COLOURS]))
+    score_frames(upload, {i: {"weapon": w} for i, w in enumerate([0.1, 0.2, 0.9, 0.3])})
+    client.force_login(uploader)
+    response = client.get(reverse("moderation:upload_image", args=[upload.pk]))
+    assert response.status_code == 200
+    upload.refresh_from_db()
+    assert upload.display.name == f"display/{upload.pk.hex[:2]}/{upload.pk.hex}-f2.webp"
+    assert _near(_centre(upload.display.name), COLOURS[2])
+    assert Image.open(default_open(upload.display.name)).n_frames == 1  # a still picture
+
+
+def test_a_derivative_made_before_scoring_is_replaced_by_the_worst_frame(uploader, media_root):
+    upload = make_upload(uploader, animated([Image.new("RGB", (40, 30), c) for c in COLOURS], "WEBP"))
+    before = display_ensure(upload=upload)
+    assert _near(_centre(before), COLOURS[0])
+    score_frames(upload, {i: {"weapon": w} for i, w in enumerate([0.1, 0.2, 0.3, 0.9])})
+    after = display_ensure(upload=upload)
+    assert after != before and _near(_centre(after), COLOURS[3])
+    assert display_ensure(upload=Upload.objects.get(pk=upload.pk)) == after  # made once
+    assert stored_files(media_root) == sorted([upload.original.name, after])  # the old one is gone
+
+
+def test_a_frame_the_image_lacks_cannot_be_shown(uploader):
+    upload = make_upload(uploader, animated([Image.new("RGB", (40, 30), c) for c in COLOURS]))
+    with pytest.raises(DisplayUnavailable):
+        frame_webp(upload=upload, index=4)
+    assert frame_webp(upload=upload, index=3)
+
+
+@pytest.mark.slow
+def test_the_worker_displays_the_frame_the_model_found_worst(uploader, admin_user, media_root):
+    policy_create(
+        thresholds={c: {"approve_below": 0.002, "reject_from": 0.5} for c in ("weapon", "nudity")},
+        reason="queue the astronaut",
+        created_by=admin_user,
+    )
+    data = animated(photo_frames(["chelsea", "coffee", "astronaut", "chelsea"]), "GIF")
+    upload = make_upload(uploader, data)
+    assert upload_score(upload_id=upload.pk).status == "queued"
+    upload.refresh_from_db()
+    assert upload.score.worst_frame == 2
+    with default_storage.open(upload.display.name, "rb") as handle:
+        assert handle.read() == display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE, frame=2)
