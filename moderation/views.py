@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.roles import Role, user_has_role
 from moderation.forms import UploadForm
 from moderation.imaging import DISPLAY_CONTENT_TYPE
-from moderation.selectors import uploads_visible_to
+from moderation.selectors import scored_frames, uploads_visible_to
 from moderation.serializers import UploadOutput
-from moderation.services.display import DisplayUnavailable, display_ensure
+from moderation.services.display import DisplayUnavailable, display_ensure, frame_webp
 from moderation.services.intake import UploadRejected, upload_create
 
 # User images are served as inert data: never sniffed into HTML, never allowed to run anything.
@@ -26,7 +29,10 @@ IMAGE_HEADERS = {
 }
 
 
-def _inert(response: FileResponse) -> FileResponse:
+Response = TypeVar("Response", bound=HttpResponseBase)
+
+
+def _inert(response: Response) -> Response:
     for header, value in IMAGE_HEADERS.items():
         response[header] = value
     return response
@@ -62,7 +68,11 @@ def uploads(request: HttpRequest) -> HttpResponse:
 @require_GET
 def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
     upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
-    return render(request, "moderation/upload_detail.html", {"upload": upload, "data": UploadOutput(upload).data})
+    return render(
+        request,
+        "moderation/upload_detail.html",
+        {"upload": upload, "data": UploadOutput(upload).data, "frames": scored_frames(upload)},
+    )
 
 
 @login_required
@@ -75,6 +85,19 @@ def upload_image(request: HttpRequest, upload_id: str) -> FileResponse:
     except DisplayUnavailable:
         raise Http404("This image cannot be shown.") from None
     return _inert(FileResponse(default_storage.open(name, "rb"), content_type=DISPLAY_CONTENT_TYPE))
+
+
+@login_required
+@require_GET
+def upload_frame(request: HttpRequest, upload_id: str, index: int) -> HttpResponse:
+    """One frame of an animated upload, re-encoded like the display derivative, for stepping
+    through the frames; 404 for a frame the image does not have."""
+    upload = get_object_or_404(uploads_visible_to(request.user).exclude(original=""), pk=upload_id)
+    try:
+        webp = frame_webp(upload=upload, index=index)
+    except DisplayUnavailable:
+        raise Http404("This frame cannot be shown.") from None
+    return _inert(HttpResponse(webp, content_type=DISPLAY_CONTENT_TYPE))
 
 
 @login_required

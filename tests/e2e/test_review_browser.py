@@ -164,3 +164,37 @@ def test_grid_mode_selects_and_decides_with_the_keyboard(live_server):
     assert labels.pop(rounds[0].pk) == labels.pop(rounds[2].pk) == "harmful"
     assert set(labels.values()) == {"safe"} and len(labels) == 12
     assert set(Decision.objects.filter(label="harmful").values_list("category", flat=True)) == {"violence"}
+
+
+def test_a_moderator_steps_through_the_frames_of_an_animation_with_comma_and_period(live_server):
+    from PIL import Image
+
+    from tests.factories import score_frames
+    from tests.images import animated
+
+    make_user(Role.MODERATOR, username="frames")
+    frames = [Image.new("RGB", (40, 30), (60 * i, 90, 90)) for i in range(4)]
+    upload = score_frames(
+        make_upload(data=animated(frames, "GIF")), {i: {"weapon": w} for i, w in enumerate([0.1, 0.2, 0.8, 0.3])}
+    )
+    round_ = make_round(upload)
+    frame_url = f"/uploads/{upload.pk}/frames/"
+
+    with chromium_page(live_server.url) as page:
+        sign_in_with_keyboard(page, "frames")
+        page.goto(f"/review/r/{round_.pk}/")
+        label = page.locator("[data-frame-label]")
+        image = page.locator("figure.preview img")
+        assert label.inner_text() == "frame 3 of 4 (worst) · 0.800"
+        page.keyboard.press(".")
+        assert label.inner_text() == "frame 4 of 4 · 0.300"
+        assert image.get_attribute("src").endswith(frame_url + "3")
+        page.keyboard.press(".")  # wraps round to the first frame
+        page.keyboard.press(",")
+        page.keyboard.press(",")
+        assert label.inner_text() == "frame 3 of 4 (worst) · 0.800"
+        page.locator("[data-frame-step='-1']").click()
+        assert label.inner_text() == "frame 2 of 4 · 0.200"
+        assert image.get_attribute("src").endswith(frame_url + "1")
+        page.wait_for_function("document.querySelector('figure.preview img').naturalWidth > 0")
+        assert "blurred" in page.locator("figure.preview").get_attribute("class")  # clicks don't reveal

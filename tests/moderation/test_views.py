@@ -7,8 +7,8 @@ from PIL import Image
 
 from moderation.models import Upload
 from tests.conftest import stored_files
-from tests.factories import make_upload
-from tests.images import solid
+from tests.factories import make_upload, score_frames
+from tests.images import animated, solid
 
 
 @pytest.mark.django_db
@@ -74,3 +74,63 @@ def test_home_sends_moderators_to_the_queue_and_others_to_uploads(client, upload
     assert client.get("/").url == reverse("moderation:uploads")
     client.force_login(moderator)
     assert client.get("/").url == reverse("reviews:queue")
+
+
+COLOURS = [(255, 0, 0), (0, 200, 0), (0, 0, 255), (255, 255, 0)]
+
+
+def _colour_of(content: bytes) -> tuple[int, int, int]:
+    image = Image.open(io.BytesIO(content))
+    assert image.format == "WEBP"
+    return image.convert("RGB").getpixel((image.width // 2, image.height // 2))
+
+
+def _near(pixel, colour) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(pixel, colour, strict=True))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_each_frame_is_served_inert_as_a_webp_to_permitted_users_only(client, uploader, moderator, fmt):
+    upload = make_upload(uploader, animated([Image.new("RGB", (40, 30), c) for c in COLOURS], fmt))
+    client.force_login(uploader)
+    for index, colour in enumerate(COLOURS):
+        response = client.get(reverse("moderation:upload_frame", args=[upload.pk, index]))
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+        assert _near(_colour_of(response.content), colour)
+    assert client.get(reverse("moderation:upload_frame", args=[upload.pk, 4])).status_code == 404
+    client.force_login(make_upload().submitter)
+    assert client.get(reverse("moderation:upload_frame", args=[upload.pk, 1])).status_code == 404
+    client.force_login(moderator)
+    assert client.get(reverse("moderation:upload_frame", args=[upload.pk, 1])).status_code == 200
+    client.logout()
+    response = client.get(reverse("moderation:upload_frame", args=[upload.pk, 1]))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_a_still_image_has_frame_0_only(client, uploader):
+    upload = make_upload(uploader)
+    client.force_login(uploader)
+    assert client.get(reverse("moderation:upload_frame", args=[upload.pk, 0])).status_code == 200
+    assert client.get(reverse("moderation:upload_frame", args=[upload.pk, 1])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_upload_page_steps_through_the_scored_frames_from_the_worst(client, uploader):
+    upload = make_upload(uploader, animated([Image.new("RGB", (40, 30), c) for c in COLOURS]))
+    score_frames(upload, {i: {"weapon": w, "nudity": 0.01} for i, w in enumerate([0.1, 0.2, 0.9, 0.3])})
+    client.force_login(uploader)
+    page = client.get(reverse("moderation:upload", args=[upload.pk])).content.decode()
+    assert "frame 3 of 4 (worst) · 0.900" in page
+    assert reverse("moderation:upload_frame", args=[upload.pk, 3]) in page and "js/frames.js" in page
+
+
+@pytest.mark.django_db
+def test_a_still_upload_page_has_no_frame_controls(client, uploader):
+    upload = make_upload(uploader)
+    client.force_login(uploader)
+    page = client.get(reverse("moderation:upload", args=[upload.pk])).content.decode()
+    assert "data-frames" not in page and "js/frames.js" not in page

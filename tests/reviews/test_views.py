@@ -265,3 +265,35 @@ def test_review_page_loads_the_counts_after_rendering(client, moderator):
     fragment = client.get(reverse("reviews:counts"), {"ordering": "oldest"})
     body = fragment.content.decode()
     assert fragment.status_code == 200 and "2</strong> waiting" in body and 'hx-trigger="every 15s"' in body
+
+
+@pytest.mark.django_db
+def test_an_animation_opens_on_its_worst_frame_with_steps_through_the_scored_frames(client, moderator):
+    from PIL import Image
+
+    from tests.factories import score_frames
+    from tests.images import animated
+
+    frames = [Image.new("RGB", (40, 30), (60 * i, 0, 0)) for i in range(4)]
+    upload = score_frames(
+        make_upload(data=animated(frames, "GIF")), {0: {"weapon": 0.1}, 1: {"weapon": 0.7}, 3: {"weapon": 0.2}}
+    )
+    round_ = make_round(upload)
+    round_claim(round_id=round_.pk, moderator=moderator)
+    client.force_login(moderator)
+    body = client.get(reverse("reviews:round", args=[round_.pk])).content.decode()
+    assert "frame 2 of 4 (worst) · 0.700" in body
+    assert "3 of 4 frames scored" in body
+    for index in (0, 1, 3):
+        assert reverse("moderation:upload_frame", args=[upload.pk, index]) in body
+    assert 'class="preview blurred' in body  # the frames are blurred like every image
+    assert "<kbd>,</kbd> <kbd>.</kbd>" in body and "js/frames.js" in body  # in the ? help too
+
+
+@pytest.mark.django_db
+def test_a_still_image_has_no_frame_controls(client, moderator):
+    round_ = make_round()
+    round_claim(round_id=round_.pk, moderator=moderator)
+    client.force_login(moderator)
+    body = client.get(reverse("reviews:round", args=[round_.pk])).content.decode()
+    assert "data-frames" not in body and "js/frames.js" not in body

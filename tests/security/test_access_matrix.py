@@ -43,6 +43,10 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "get",
         {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
     ),
+    "moderation:upload_frame": (
+        "get",
+        {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
     "moderation:upload_original": (
         "get",
         {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
@@ -221,6 +225,7 @@ def world(db):
         "token": token,
         "args": {
             "upload_id": round_.upload_id,
+            "index": 0,  # with upload_id: the frame of an upload
             "round_id": round_.pk,
             "run_id": TrainingRun.objects.create(trigger="admin").pk,
             "version_id": model_version_ensure_active().pk,
@@ -241,6 +246,13 @@ def _url(name: str, args: dict) -> str:
     for key, value in args.items():
         try:
             return reverse(name, kwargs={key: value})
+        except NoReverseMatch:
+            continue
+    for key, value in args.items():
+        if key == "upload_id":
+            continue
+        try:
+            return reverse(name, kwargs={"upload_id": args["upload_id"], key: value})
         except NoReverseMatch:
             continue
     raise AssertionError(f"cannot build {name}")
