@@ -99,13 +99,11 @@ def frames_score(
     started = time.perf_counter()
     data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
     per_frame: list[tuple[int, dict[str, float]]] = []
-    animated = False
     for batch in batched(_decoded_frames(data, classifier.min_decode_side), SCORING_BATCH):
         if not per_frame and on_first_frame is not None:
             on_first_frame(batch[0].image)
-        animated = animated or len(batch) > 1 or batch[0].index > 0
         per_frame += zip((frame.index for frame in batch), classifier.predict([f.image for f in batch]), strict=True)
-    return FramesScored(per_frame, animated, time.perf_counter() - started)
+    return FramesScored(per_frame, upload.frames > 1, time.perf_counter() - started)
 
 
 def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesScored | None = None) -> Score:
