@@ -3,7 +3,7 @@
 An animated GIF, WebP or PNG can hide a harmful picture in any frame, so the first frame alone
 is not enough. Each frame is composited the way a viewer shows it: Pillow applies the format's
 disposal and blending when it seeks, and the frame is then turned upright and flattened to RGB
-like a still image (:func:`moderation.ml.images.load_rgb`). A still image is one frame, decoded
+like a still image (:func:`media.images.load_rgb`). A still image is one frame, decoded
 exactly as before, draft decoding of large JPEGs included.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from moderation.ml.images import load_rgb
+from media.images import load_rgb
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageFile
 
 from media.frames import frame_at, frame_count
-from moderation.ml.images import load_rgb
+from media.images import load_rgb
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from moderation.models import Upload
@@ -12,11 +13,21 @@ class DecisionOutput(serializers.Serializer):
     decided_at = serializers.DateTimeField()
 
 
+class FrameScores(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The frame's position in the file, from 0.")
+    category_scores = serializers.DictField(child=serializers.FloatField())
+
+
 class UploadOutput(serializers.ModelSerializer):
     decided_by = serializers.SerializerMethodField()
     harmful_score = serializers.SerializerMethodField()
     category_scores = serializers.SerializerMethodField()
     model_version = serializers.SerializerMethodField()
+    worst_frame = serializers.SerializerMethodField(
+        help_text="Animated images: the frame whose scores are highest (the upload's scores are the maximum "
+        "over its scored frames); null for a still image."
+    )
+    scored_frames = serializers.SerializerMethodField(help_text="Animated images: each scored frame's scores.")
     decision = serializers.SerializerMethodField()
 
     class Meta:
@@ -29,6 +40,8 @@ class UploadOutput(serializers.ModelSerializer):
             "harmful_score",
             "category_scores",
             "model_version",
+            "worst_frame",
+            "scored_frames",
             "decision",
             "external_id",
             "source_url",
@@ -37,6 +50,7 @@ class UploadOutput(serializers.ModelSerializer):
             "format",
             "width",
             "height",
+            "frames",
             "byte_size",
             "created_at",
             "routed_at",
@@ -53,6 +67,15 @@ class UploadOutput(serializers.ModelSerializer):
 
     def get_model_version(self, upload: Upload) -> str | None:
         return upload.score.model_version.name if upload.score else None
+
+    def get_worst_frame(self, upload: Upload) -> int | None:
+        return upload.score.worst_frame if upload.score and upload.score.frames else None
+
+    @extend_schema_field(FrameScores(many=True))
+    def get_scored_frames(self, upload: Upload) -> list[dict]:
+        if not upload.score:
+            return []
+        return [{"index": f["index"], "category_scores": f["scores"]} for f in upload.score.frames]
 
     def get_decision(self, upload: Upload) -> dict | None:
         if not upload.is_final:

@@ -82,7 +82,9 @@ def _score_heldout(model_version: ModelVersion, samples: list) -> list[tuple[int
     from moderation.classifiers import classifier_for
     from moderation.ml.inference import score_files
 
-    results = score_files(classifier_for(model_version), [s.path for s in samples])
+    results = score_files(
+        classifier_for(model_version), [s.path for s in samples], max_frames=settings.VIGIL_MAX_SCORED_FRAMES
+    )
     return [(s.label, r.scores) for s, r in zip(samples, results, strict=True)]
 
 

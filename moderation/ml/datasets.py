@@ -115,7 +115,7 @@ class ImageDataset:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from moderation.ml.images import open_rgb
+        from media.images import open_rgb
 
         sample = self.samples[index]
         try:

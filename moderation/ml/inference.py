@@ -1,4 +1,5 @@
-"""Run a classifier over image files: batched for evaluation, one at a time (timed) for the CLI."""
+"""Run a classifier over image files: batched for evaluation, one at a time (timed) for the CLI.
+An animated file counts as its worst frame, as in the worker."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.ml.images import open_rgb
+from PIL import Image
+
+from media.frames import Frame, frames_to_score
 from moderation.ml.loading import Classifier
 
 
@@ -20,42 +23,74 @@ def harmful_score(category_scores: dict[str, float], category: str | None = None
     return max(category_scores.values())
 
 
+DEFAULT_MAX_FRAMES = 32  # as VIGIL_MAX_SCORED_FRAMES
+
+
 @dataclass(frozen=True)
 class FileScore:
     path: Path
     scores: dict[str, float] | None  # None when the file could not be decoded
     error: str = ""
     latency_ms: float = 0.0
+    # Animated files: every frame up to the cap is scored (media.frames), ``scores`` is the
+    # per-category maximum, and this is the frame with the highest score. None for a still image.
+    worst_frame: int | None = None
 
 
-def _decode(path: Path, min_side: int) -> tuple[object | None, str]:
+def _decode(path: Path, min_side: int, max_frames: int) -> tuple[list[Frame], str]:
     try:
-        return open_rgb(path, min_side=min_side), ""
+        with Image.open(path) as image:
+            frames = list(frames_to_score(image, cap=max_frames, min_side=min_side))
+            for frame in frames:
+                frame.image.load()  # before the file closes
+        return frames, ""
     except Exception as exc:  # any undecodable file is reported, not fatal
-        return None, f"cannot decode: {type(exc).__name__}: {exc}"
+        return [], f"cannot decode: {type(exc).__name__}: {exc}"
+
+
+def _combine(path: Path, frames: list[Frame], predictions: list[dict[str, float]], error: str) -> FileScore:
+    """One file's result from its frames' predictions: the maximum per category."""
+    if not frames:
+        return FileScore(path, None, error)
+    if len(frames) == 1:
+        return FileScore(path, predictions[0])
+    scores = {name: max(p[name] for p in predictions) for name in predictions[0]}
+    worst = max(range(len(frames)), key=lambda i: max(predictions[i].values()))
+    return FileScore(path, scores, worst_frame=frames[worst].index)
 
 
 def score_files(
-    classifier: Classifier, paths: Sequence[Path], *, batch_size: int = 32, progress=None
+    classifier: Classifier,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = 32,
+    progress=None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> list[FileScore]:
-    """Category scores for every file, batched; files that do not decode get an error instead."""
+    """Category scores for every file (the maximum over the frames of an animated one), in
+    batches of files; files that do not decode get an error instead."""
     results: list[FileScore] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        decoded = [_decode(path, classifier.min_decode_side) for path in chunk]
-        images = [image for image, _ in decoded if image is not None]
-        predictions = iter(classifier.predict(images))
-        for path, (image, error) in zip(chunk, decoded, strict=True):
-            results.append(FileScore(path, next(predictions) if image is not None else None, error))
+        decoded = [_decode(path, classifier.min_decode_side, max_frames) for path in chunk]
+        predictions = iter(classifier.predict([frame.image for frames, _ in decoded for frame in frames]))
+        for path, (frames, error) in zip(chunk, decoded, strict=True):
+            results.append(_combine(path, frames, [next(predictions) for _ in frames], error))
         if progress is not None:
             progress.update(len(chunk))
     return results
 
 
-def classify_each(classifier: Classifier, paths: Iterable[Path]) -> Iterable[FileScore]:
-    """Score files one at a time, timing decode + preprocessing + inference for each."""
+def classify_each(
+    classifier: Classifier, paths: Iterable[Path], *, max_frames: int = DEFAULT_MAX_FRAMES
+) -> Iterable[FileScore]:
+    """Score files one at a time, timing decode + preprocessing + inference for each (all of an
+    animated file's scored frames)."""
     for path in paths:
         started = time.perf_counter()
-        image, error = _decode(path, classifier.min_decode_side)
-        scores = classifier.predict([image])[0] if image is not None else None
-        yield FileScore(path, scores, error, (time.perf_counter() - started) * 1000)
+        frames, error = _decode(path, classifier.min_decode_side, max_frames)
+        predictions = classifier.predict([frame.image for frame in frames]) if frames else []
+        result = _combine(path, frames, predictions, error)
+        yield FileScore(
+            result.path, result.scores, result.error, (time.perf_counter() - started) * 1000, result.worst_frame
+        )

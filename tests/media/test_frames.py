@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from media.frames import batched, frame_at, frames_to_score, sample_indices
-from moderation.ml.images import load_rgb
+from media.images import load_rgb
 from tests.images import animated, encode, photo_jpeg
 
 COLOURS = [(255, 0, 0), (0, 200, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255), (90, 90, 90)]

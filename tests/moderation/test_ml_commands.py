@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from moderation.models import ModelEvent, ModelVersion
 from moderation.services.model_versions import BASELINE_NAME, model_version_ensure_active
-from tests.images import encode, photo
+from tests.images import animated, encode, photo, photo_frames
 
 pytestmark = pytest.mark.django_db
 
@@ -90,12 +90,16 @@ def test_classify_walks_folders_and_writes_csv(tiny_checkpoint, tmp_path, capsys
     (folder / "cat.png").write_bytes(encode(photo("chelsea"), "PNG"))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (folder / "notes.txt").write_text("ignored")
+    # An animation whose later frame is the rocket: one row, the worst frame's scores.
+    (folder / "cats-then-rocket.gif").write_bytes(animated(photo_frames(["chelsea", "coffee", "rocket"]), "GIF"))
     out_csv = tmp_path / "out.csv"
     call_command("classify", str(folder), checkpoint=str(tiny_checkpoint), csv_path=str(out_csv))
     rows = {row["file"].rsplit("/", 1)[-1]: row for row in csv.DictReader(out_csv.open())}
-    assert set(rows) == {"rocket.jpg", "cat.png", "broken.jpg"}
+    assert set(rows) == {"rocket.jpg", "cat.png", "broken.jpg", "cats-then-rocket.gif"}
     assert rows["rocket.jpg"]["prediction"] == "harmful"
     assert rows["cat.png"]["prediction"] == "safe"
+    assert (rows["cats-then-rocket.gif"]["prediction"], rows["cats-then-rocket.gif"]["worst_frame"]) == ("harmful", "2")
+    assert (rows["rocket.jpg"]["worst_frame"], rows["cat.png"]["worst_frame"]) == ("", "")
     assert rows["broken.jpg"]["prediction"] == "error"
     for name in ("rocket.jpg", "cat.png"):
         row = rows[name]

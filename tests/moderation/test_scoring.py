@@ -6,6 +6,7 @@ from PIL import Image
 
 from media.frames import frame_at
 from moderation.models import Score, Upload
+from moderation.serializers import UploadOutput
 from moderation.services.model_versions import BASELINE_NAME, model_version_ensure_active
 from moderation.services.policies import policy_create
 from moderation.services.scoring import upload_score, uploads_requeue_stale
@@ -165,12 +166,18 @@ def test_a_harmful_later_frame_keeps_an_animation_from_being_approved(uploader, 
     assert upload.status == "queued" and upload.decided_by == ""
     assert upload.phash == str(imagehash.phash(frame_at(Image.open(upload.original), 0)))  # from frame 0
 
+    shown = UploadOutput(Upload.objects.select_related("score__model_version").get(pk=upload.pk)).data
+    assert (shown["frames"], shown["worst_frame"], shown["category_scores"]) == (5, 3, score.category_scores)
+    assert shown["scored_frames"][3] == {"index": 3, "category_scores": worst}
+
 
 def test_a_still_image_records_no_frames(uploader):
     upload = make_upload(uploader, photo_jpeg("chelsea"))
     upload_score(upload_id=upload.pk)
     upload.refresh_from_db()
     assert (upload.score.frames, upload.score.worst_frame) == ([], 0)
+    shown = UploadOutput(upload).data
+    assert (shown["frames"], shown["worst_frame"], shown["scored_frames"]) == (1, None, [])
 
 
 def test_beyond_the_cap_only_the_sampled_frames_are_scored(uploader, settings):

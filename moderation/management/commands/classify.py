@@ -2,7 +2,8 @@
 
 Like the published MobileNetV2 NSFW CLI: prediction, latency in ms (decode, preprocessing and
 inference of that one file), safe and harmful scores, plus each category's score and what the
-current threshold policy would do with it.
+current threshold policy would do with it. An animated file is one row: its scores are the maximum
+over its scored frames, and ``worst_frame`` says which frame scored highest.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.management.commands._model_choice import add_model_arguments, load_classifier
@@ -43,11 +45,20 @@ class Command(BaseCommand):
         name, classifier = load_classifier(model=options["model"], checkpoint=options["checkpoint"])
         thresholds = policy_current().thresholds
         categories = list(classifier.categories)
-        header = ["file", "prediction", "latency_ms", "safe_score", "harmful_score", *categories, "route"]
+        header = [
+            "file",
+            "prediction",
+            "latency_ms",
+            "safe_score",
+            "harmful_score",
+            *categories,
+            "route",
+            "worst_frame",
+        ]
         rows = []
         self.stdout.write(f"model {name}")
         self.stdout.write("  ".join(header))
-        for result in classify_each(classifier, files):
+        for result in classify_each(classifier, files, max_frames=settings.VIGIL_MAX_SCORED_FRAMES):
             if result.scores is None:
                 row = [
                     str(result.path),
@@ -57,6 +68,7 @@ class Command(BaseCommand):
                     "",
                     *[""] * len(categories),
                     result.error,
+                    "",
                 ]
             else:
                 harmful = harmful_score(result.scores)
@@ -69,6 +81,7 @@ class Command(BaseCommand):
                     f"{harmful:.4f}",
                     *[f"{result.scores[c]:.4f}" for c in categories],
                     route_scores(result.scores, thresholds).route.value,
+                    "" if result.worst_frame is None else str(result.worst_frame),
                 ]
             rows.append(row)
             self.stdout.write("  ".join(row))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.management.commands._model_choice import add_model_arguments, load_classifier
@@ -46,7 +47,13 @@ class Command(BaseCommand):
         with tqdm(
             total=len(samples), desc="scoring", unit="img", file=sys.stderr, disable=options["verbosity"] < 1
         ) as bar:
-            results = score_files(classifier, [s.path for s in samples], batch_size=options["batch_size"], progress=bar)
+            results = score_files(
+                classifier,
+                [s.path for s in samples],
+                batch_size=options["batch_size"],
+                progress=bar,
+                max_frames=settings.VIGIL_MAX_SCORED_FRAMES,
+            )
         labels, scores = [], []
         for sample, result in zip(samples, results, strict=True):
             if result.scores is None:

@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
+from media.images import open_rgb
 from moderation.ml import checkpoints
 from moderation.ml.datasets import DatasetError, load_split
 from moderation.ml.finetuned import FineTunedClassifier
-from moderation.ml.images import open_rgb
 from moderation.ml.train import main, train
 from tests.conftest import tiny_train_config
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from moderation.ml.images import load_rgb, open_rgb
+from media.images import load_rgb, open_rgb
 from moderation.ml.transforms import Preprocessing, eval_transform, to_batch, train_transform
 from tests.images import encode, photo
 

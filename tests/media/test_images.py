@@ -1,6 +1,6 @@
 from PIL import Image
 
-from moderation.ml.images import load_rgb, to_rgb
+from media.images import load_rgb, to_rgb
 from tests.images import encode, photo
 
 
