@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from media.images import load_rgb
 from moderation.ml.baseline import COLD_START_THRESHOLDS, PREPROCESSING, WEAPON_CLASSES
-from moderation.ml.images import load_rgb
 from moderation.ml.transforms import to_batch
 from moderation.routing import Route, route_scores
 
