@@ -9,6 +9,10 @@ images of a label with the smallest ``sha256(seed:sha256)``. Exactly stratified,
 seed, and an image keeps its split as the dataset grows, so models trained on successive exports
 are compared on stable validation images.
 
+**Animations.** The trainer reads one picture per file, so an animated upload is exported as
+the frame its routing score found worst (a PNG, ``<sha256>-frame<k>.png``, ``frame`` in the
+manifest): the first frame of a GIF whose fourth frame shows the gun would teach the wrong thing.
+
 **Memory.** Rows stream from the database in chunks and image bytes are copied in blocks; only
 each image's sha256 and label are held (for the split), never the images.
 """
@@ -27,7 +31,9 @@ from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from PIL import Image
 
+from media.frames import frame_at
 from reviews.models import Decision, ReviewRound
 
 SPLITS = ("train", "val")
@@ -42,6 +48,7 @@ MANIFEST_COLUMNS = (
     "moderator",
     "decided_at",
     "upload_id",
+    "frame",
 )
 BLOCK = 256 * 1024
 
@@ -70,6 +77,10 @@ class ExportRow:
     decided_at: str
     upload_id: str
     storage_name: str
+    # Animated uploads: the index of the frame exported (the one the model scored worst), as a PNG
+    # image; the trainer reads one picture per file, and the label is about the whole animation.
+    # None for a still image, exported as stored.
+    frame: int | None = None
 
     def manifest(self) -> dict:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
@@ -127,7 +138,19 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
     rows = standing_decisions(filters).annotate(
         mv_name=F("model_version__name"), moderator_name=F("moderator__username")
     )
-    for sha256, label, category, score, mv_name, moderator, decided_at, upload_id, original in _unique_images(
+    for (
+        sha256,
+        label,
+        category,
+        score,
+        mv_name,
+        moderator,
+        decided_at,
+        upload_id,
+        original,
+        frames,
+        worst_frame,
+    ) in _unique_images(
         rows,
         "label",
         "category",
@@ -137,11 +160,17 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         "created_at",
         "upload_id",
         "upload__original",
+        "upload__frames",
+        "upload__score__worst_frame",
     ):
         split = "val" if sha256 in val else "train"
-        extension = original.rsplit(".", 1)[-1].lower() if "." in original else "img"
+        frame = (worst_frame or 0) if frames > 1 else None
+        if frame is None:
+            name = f"{sha256}.{original.rsplit('.', 1)[-1].lower() if '.' in original else 'img'}"
+        else:
+            name = f"{sha256}-frame{frame}.png"
         yield ExportRow(
-            file=f"{split}/{label}/{sha256}.{extension}",
+            file=f"{split}/{label}/{name}",
             label=label,
             split=split,
             sha256=sha256,
@@ -152,6 +181,7 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
             decided_at=decided_at.isoformat(),
             upload_id=str(upload_id),
             storage_name=original,
+            frame=frame,
         )
 
 
@@ -166,8 +196,13 @@ class ExportSummary:
         self.by_split_label[key] = self.by_split_label.get(key, 0) + 1
 
 
-def _copy(storage_name: str, target) -> None:
-    with default_storage.open(storage_name, "rb") as source:
+def _copy(row: ExportRow, target) -> None:
+    """The stored original, block by block; for an animation, its exported frame as PNG."""
+    with default_storage.open(row.storage_name, "rb") as source:
+        if row.frame is not None:
+            with Image.open(source) as image:
+                frame_at(image, row.frame).save(target, format="PNG")
+            return
         while block := source.read(BLOCK):
             target.write(block)
 
@@ -201,7 +236,7 @@ def export_imagefolder(
             path = root / row.file
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as target:
-                _copy(row.storage_name, target)
+                _copy(row, target)
             manifests.add(row)
             summary.count(row)
     return summary
@@ -278,6 +313,6 @@ def export_zip_stream(filters: ExportFilters, *, val_fraction: float = 0.2, seed
         for row in export_rows(filters, val_fraction=val_fraction, seed=seed):
             info = zipfile.ZipInfo(row.file, date_time=datetime.now().timetuple()[:6])
             with archive.open(info, "w", force_zip64=True) as entry:
-                _copy(row.storage_name, entry)
+                _copy(row, entry)
             yield sink.take()
     yield sink.take()

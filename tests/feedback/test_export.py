@@ -123,3 +123,42 @@ def test_export_command_formats(moderator, tmp_path):
     assert len((tmp_path / "m.csv").read_text().splitlines()) == 2  # header + one row
     call_command("export_feedback", str(tmp_path / "all.zip"), "--format", "zip")
     assert zipfile.ZipFile(tmp_path / "all.zip").testzip() is None
+
+
+@pytest.mark.django_db
+def test_an_animation_is_exported_as_its_worst_frame(tmp_path, moderator):
+    """The trainer reads one picture per file: an animated upload's label goes with the frame the
+    model found worst, not with frame 0."""
+    from PIL import Image
+
+    from media.frames import frame_at
+    from tests.factories import score_frames
+    from tests.images import animated, photo_frames
+
+    gif = animated(photo_frames(["chelsea", "coffee", "astronaut"]), "GIF")
+    upload = score_frames(
+        make_upload(data=gif),
+        {
+            0: {"weapon": 0.001, "nudity": 0.01},
+            1: {"weapon": 0.002, "nudity": 0.01},
+            2: {"weapon": 0.3, "nudity": 0.01},
+        },
+    )
+    round_ = make_round(upload)  # keeps the per-frame score
+    round_claim(round_id=round_.pk, moderator=moderator)
+    decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="weapon")
+    decide(moderator, "safe")
+
+    export_imagefolder(tmp_path / "out", ExportFilters(), val_fraction=0, seed=1)
+    rows = {row["upload_id"]: row for row in csv.DictReader((tmp_path / "out" / "manifest.csv").open())}
+    row = rows[str(upload.pk)]
+    assert row["file"] == f"train/harmful/{upload.sha256}-frame2.png" and row["frame"] == "2"
+    exported = Image.open(tmp_path / "out" / row["file"])
+    assert exported.format == "PNG"
+    expected = frame_at(Image.open(io.BytesIO(gif)), 2)
+    assert exported.convert("RGB").tobytes() == expected.tobytes()
+    [still] = [r for r in rows.values() if r["upload_id"] != str(upload.pk)]
+    assert still["frame"] == "" and still["file"].endswith(".jpg")
+
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(export_zip_stream(ExportFilters(), val_fraction=0, seed=1))))
+    assert archive.read(row["file"]) == (tmp_path / "out" / row["file"]).read_bytes()
