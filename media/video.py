@@ -1,0 +1,264 @@
+"""Probe a video and pick the frames to score, with PyAV (FFmpeg's libraries, no binary).
+
+A video is scored on sampled frames: one every :func:`sampling_interval` seconds (about 1 s for
+short clips, growing to 5 s for long ones) plus every keyframe. Encoders start a new keyframe at a
+scene cut, so a short insert (a couple of seconds of something else) starts on one; each keyframe
+is sampled no later than :data:`KEYFRAME_GAP` seconds after it, so an insert of two seconds is
+never skipped even when keyframes are dense (an all-intra stream). Frames are reached by seeking
+to the keyframe before them, so only the frames between a keyframe and a sample are decoded.
+
+Never imports Django: the web process probes uploads with it, the worker samples frames.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO
+
+import av
+from PIL import Image
+
+VIDEO_CODECS = ("h264", "hevc", "vp8", "vp9", "av1")
+CODEC_NAMES = {"h264": "H.264", "hevc": "H.265", "vp8": "VP8", "vp9": "VP9", "av1": "AV1"}
+KEYFRAME_GAP = 1.0  # seconds: a keyframe is sampled no later than this after it
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 5.0
+FULL_INTERVAL_AT = 1800.0  # seconds of video at which the interval reaches MAX_INTERVAL
+TRUNCATION_SLACK = 1.0  # seconds the packets may fall short of the declared duration
+
+Source = str | IO[bytes]
+
+
+class VideoRejected(ValueError):
+    """The file is not a video Vigil accepts; ``str(exc)`` is safe to show the submitter."""
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    max_seconds: float
+    max_pixels: int
+    max_fps: float
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` found. ``container`` is ``mp4``, ``mov``, ``webm`` or ``mkv``."""
+
+    container: str
+    codec: str
+    duration: float
+    width: int
+    height: int
+    fps: float
+    keyframes: tuple[float, ...]
+
+    @property
+    def extension(self) -> str:
+        return self.container
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One sampled frame: its time in seconds from the start, and the upright RGB picture."""
+
+    time: float
+    image: Image.Image
+
+
+def sampling_interval(duration: float) -> float:
+    """Seconds between regular samples: 1 s up to about a minute, then growing with the square
+    root of the length, 5 s from half an hour on (a 10 s clip: 10 samples; 30 min: 360)."""
+    return min(MAX_INTERVAL, max(MIN_INTERVAL, MAX_INTERVAL * math.sqrt(max(duration, 0.0) / FULL_INTERVAL_AT)))
+
+
+def sample_times(
+    duration: float, keyframes: tuple[float, ...] | list[float], *, interval: float | None = None
+) -> list[float]:
+    """The times to sample, ascending: every ``interval`` seconds (:func:`sampling_interval` by
+    default) from 0, and for every keyframe a sample at most :data:`KEYFRAME_GAP` seconds after
+    it: the keyframe itself (one decoded frame), or, when the previous sample is closer than the
+    gap, the previous sample plus the gap (so dense keyframes cost one sample a gap, not all)."""
+    step = interval or sampling_interval(duration)
+    times = sorted({n * step for n in range(int(duration / step) + 1)})
+    for key in sorted(k for k in keyframes if 0 <= k <= duration):
+        at = bisect.bisect_left(times, key)
+        if at < len(times) and times[at] <= key + KEYFRAME_GAP:
+            continue
+        previous = times[at - 1] if at else -math.inf
+        bisect.insort(times, key if key - previous >= KEYFRAME_GAP else previous + KEYFRAME_GAP)
+    return times
+
+
+def _container_name(container: av.container.InputContainer, codec: str) -> str:
+    demuxer = container.format.name
+    if demuxer.startswith("mov,mp4"):
+        brand = (container.metadata.get("major_brand") or "").strip()
+        return "mov" if brand == "qt" else "mp4"
+    if demuxer.startswith("matroska"):
+        codecs = {s.codec_context.name for s in container.streams if s.codec_context is not None}
+        return "webm" if codecs <= {"vp8", "vp9", "av1", "opus", "vorbis"} else "mkv"
+    raise VideoRejected("The file is not an MP4, MOV, WebM or MKV video.")
+
+
+def _open(source: Source) -> av.container.InputContainer:
+    if not isinstance(source, str):
+        source.seek(0)
+    try:
+        return av.open(source, mode="r", options={"probesize": "5000000"})
+    except av.FFmpegError:
+        raise VideoRejected("The file is not a video, or it is damaged.") from None
+
+
+def _stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise VideoRejected("The file has no video stream.")
+    return container.streams.video[0]
+
+
+def probe(source: Source, *, limits: VideoLimits) -> VideoInfo:
+    """Check a video against ``limits`` and that it is whole and decodes: the container, a video
+    stream in an accepted codec, its size, frame rate and length; every packet is read (not
+    decoded) to find the keyframes and a truncated file; the first frame and the last keyframe
+    are decoded. Raises :class:`VideoRejected` with a message for the submitter."""
+    try:
+        with _open(source) as container:
+            return _probe(container, limits)
+    except VideoRejected:
+        raise
+    except Exception as exc:  # demuxers and decoders raise many types on hostile input
+        raise VideoRejected(f"The video data is corrupt or truncated ({type(exc).__name__}).") from None
+
+
+def _probe(container: av.container.InputContainer, limits: VideoLimits) -> VideoInfo:
+    stream = _stream(container)
+    codec = stream.codec_context.name
+    name = _container_name(container, codec)
+    if codec not in VIDEO_CODECS:
+        accepted = ", ".join(CODEC_NAMES.values())
+        raise VideoRejected(f"The video is encoded as {codec}; accepted codecs are {accepted}.")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width < 1 or height < 1:
+        raise VideoRejected("The video has no pixels.")
+    if width * height > limits.max_pixels:
+        raise VideoRejected(
+            f"The video is {width}x{height} pixels ({width * height:,}); the limit is {limits.max_pixels:,} pixels."
+        )
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    if fps > limits.max_fps:
+        raise VideoRejected(f"The video has {fps:g} frames a second; the limit is {limits.max_fps:g}.")
+    declared = _declared_duration(container, stream)
+    if declared is not None and declared > limits.max_seconds:
+        raise VideoRejected(f"The video lasts {declared:.0f} seconds; the limit is {limits.max_seconds:g}.")
+    keyframes, end = _index(container, stream, max_seconds=limits.max_seconds)
+    if not keyframes:
+        raise VideoRejected("The video has no frames.")
+    if declared is not None and end < declared - TRUNCATION_SLACK:
+        raise VideoRejected(f"The video is truncated: it declares {declared:.1f} s but its data stops at {end:.1f} s.")
+    duration = declared if declared is not None else end
+    for at in {keyframes[0], keyframes[-1]}:
+        if _decode_at(container, stream, at) is None:
+            raise VideoRejected(f"The video does not decode at {at:.1f} s.")
+    return VideoInfo(name, codec, duration, width, height, fps, tuple(keyframes))
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _seconds(pts: int | None, stream: av.video.stream.VideoStream) -> float:
+    start = stream.start_time or 0
+    return float(((pts or 0) - start) * stream.time_base)
+
+
+def _index(container: av.container.InputContainer, stream, *, max_seconds: float) -> tuple[list[float], float]:
+    """Read every packet of ``stream`` without decoding: the keyframe times and where the data
+    ends. Stops past ``max_seconds`` (a file that hides its length is refused there)."""
+    keyframes: list[float] = []
+    end = 0.0
+    for packet in container.demux(stream):
+        if packet.pts is None or packet.size == 0:
+            continue
+        at = _seconds(packet.pts, stream)
+        end = max(end, at + float((packet.duration or 0) * stream.time_base))
+        if end > max_seconds + TRUNCATION_SLACK:
+            raise VideoRejected(f"The video lasts more than {max_seconds:g} seconds, the limit.")
+        if packet.is_keyframe:
+            keyframes.append(max(at, 0.0))
+    return sorted(keyframes), end
+
+
+def _decode_at(container, stream, at: float) -> av.VideoFrame | None:
+    """The first frame at or after ``at`` seconds, from the keyframe before it; None past the end."""
+    container.seek(_pts(at, stream), stream=stream, backward=True, any_frame=False)
+    for frame in container.decode(stream):
+        if frame.pts is not None and _seconds(frame.pts, stream) >= at - _half_frame(stream):
+            return frame
+    return None
+
+
+def _pts(at: float, stream) -> int:
+    return round(Fraction(at).limit_denominator(1_000_000) / stream.time_base) + (stream.start_time or 0)
+
+
+def _half_frame(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    return 0.5 / float(rate) if rate else 0.001
+
+
+def sample_frames(
+    source: Source, *, max_side: int | None = None, interval: float | None = None, limits: VideoLimits | None = None
+) -> Iterator[VideoFrame]:
+    """Yield the frames at :func:`sample_times` in order, as upright RGB pictures (at most
+    ``max_side`` pixels on the long side when given), one at a time so a caller scoring in
+    batches holds only a batch, and may stop early. ``interval`` overrides the regular step.
+    Raises :class:`VideoRejected` if the file does not probe (``limits``: none by default)."""
+    limits = limits or VideoLimits(max_seconds=math.inf, max_pixels=2**62, max_fps=math.inf)
+    info = probe(source, limits=limits)
+    with _open(source) as container:
+        stream = _stream(container)
+        stream.thread_type = "AUTO"
+        times = sample_times(info.duration, info.keyframes, interval=interval)
+        decoded: Iterator[av.VideoFrame] | None = None
+        position = -math.inf  # time of the last frame decoded
+        last: av.VideoFrame | None = None
+        for at in times:
+            before = bisect.bisect_right(info.keyframes, at + _half_frame(stream))
+            keyframe = info.keyframes[before - 1] if before else 0.0
+            if decoded is None or keyframe > position or at < position:
+                container.seek(_pts(keyframe, stream), stream=stream, backward=True, any_frame=False)
+                decoded, last = container.decode(stream), None
+            frame = _advance(decoded, stream, at, last)
+            if frame is None:
+                return
+            last = frame
+            position = _seconds(frame.pts, stream)
+            yield VideoFrame(round(position, 3), _picture(frame, max_side))
+
+
+def _advance(decoded: Iterator[av.VideoFrame], stream, at: float, last: av.VideoFrame | None) -> av.VideoFrame | None:
+    if last is not None and _seconds(last.pts, stream) >= at - _half_frame(stream):
+        return last
+    for frame in decoded:
+        if frame.pts is not None and _seconds(frame.pts, stream) >= at - _half_frame(stream):
+            return frame
+    return None
+
+
+def _picture(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
+    width, height = frame.width, frame.height
+    if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    image = frame.to_image(width=width, height=height)
+    rotation = getattr(frame, "rotation", 0) or 0
+    if rotation % 360:
+        image = image.rotate(rotation, expand=True)  # the display matrix: counter-clockwise degrees
+    return image

@@ -1,0 +1,172 @@
+"""Probing videos and sampling their frames, on clips PyAV encodes in the test."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import av
+import pytest
+from PIL import Image, ImageStat
+
+from media.video import (
+    KEYFRAME_GAP,
+    VideoLimits,
+    VideoRejected,
+    probe,
+    sample_frames,
+    sample_times,
+    sampling_interval,
+)
+from tests.images import photo_frames, photo_jpeg
+from tests.videos import audio_only, clip_with_insert, encode_video, faststart_mp4
+
+LIMITS = VideoLimits(max_seconds=600, max_pixels=4096 * 2160, max_fps=120)
+FORMATS = [
+    pytest.param("mp4", "libx264", "h264", id="h264-mp4"),
+    pytest.param("mov", "libx264", "h264", id="h264-mov"),
+    pytest.param("mkv", "libx264", "h264", id="h264-mkv"),
+    pytest.param("webm", "libvpx-vp9", "vp9", id="vp9-webm"),
+    pytest.param("webm", "libvpx", "vp8", id="vp8-webm"),
+]
+
+
+def _rejected(data: bytes, limits: VideoLimits = LIMITS) -> str:
+    with pytest.raises(VideoRejected) as caught:
+        probe(io.BytesIO(data), limits=limits)
+    return str(caught.value)
+
+
+def _rocket(image: Image.Image) -> bool:
+    """Whether the frame looks more like the rocket photo than the coffee one."""
+    coffee, rocket = (ImageStat.Stat(frame.resize(image.size)).mean for frame in photo_frames(["coffee", "rocket"]))
+    mean = ImageStat.Stat(image).mean
+    return sum(abs(a - b) for a, b in zip(mean, rocket, strict=True)) < sum(
+        abs(a - b) for a, b in zip(mean, coffee, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "low", "high"), [(1, 1, 1), (10, 1, 1), (60, 1, 1), (300, 1.9, 2.2), (1800, 5, 5), (7200, 5, 5)]
+)
+def test_the_interval_grows_with_the_length(seconds, low, high):
+    assert low <= sampling_interval(seconds) <= high
+
+
+def test_a_ten_second_clip_gets_about_ten_samples_and_half_an_hour_about_360():
+    assert 10 <= len(sample_times(10, [0.0])) <= 11
+    assert 355 <= len(sample_times(1800, [0.0])) <= 365
+    intervals = [sampling_interval(s) for s in (10, 60, 120, 300, 600, 1200, 1800)]
+    assert intervals == sorted(intervals)
+
+
+def test_every_keyframe_has_a_sample_within_the_gap_after_it():
+    keyframes = [0.0, 6.0, 6.5, 12.3, 30.0]
+    times = sample_times(40, keyframes, interval=5)
+    assert times == sorted(times)
+    for key in keyframes:
+        assert any(key <= t <= key + KEYFRAME_GAP for t in times), key
+    assert 6.0 in times and 12.3 in times  # scene cuts are sampled on the keyframe itself
+
+
+def test_dense_keyframes_cost_one_sample_a_gap_not_one_per_keyframe():
+    every_frame = [i / 25 for i in range(25 * 60)]  # an all-intra minute at 25 fps
+    times = sample_times(60, every_frame, interval=5)
+    assert len(times) <= 60 / KEYFRAME_GAP + 2
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) <= KEYFRAME_GAP + 1e-9  # still, no two-second stretch unsampled
+
+
+@pytest.mark.parametrize(("container", "encoder", "codec"), FORMATS)
+def test_probe_reads_the_facts(container, encoder, codec):
+    if encoder not in av.codecs_available:
+        pytest.skip(f"{encoder} is not in this PyAV build")
+    info = probe(
+        io.BytesIO(clip_with_insert(seconds=20, insert_at=6, container=container, codec=encoder)), limits=LIMITS
+    )
+    assert (info.container, info.codec, info.width, info.height, info.fps) == (container, codec, 96, 64, 5.0)
+    assert info.duration == pytest.approx(20, abs=0.25)
+    assert 6.0 in info.keyframes and 8.0 in info.keyframes
+
+
+@pytest.mark.parametrize(("container", "encoder", "codec"), FORMATS)
+def test_a_two_second_insert_between_long_intervals_is_sampled_on_its_keyframe(container, encoder, codec):
+    if encoder not in av.codecs_available:
+        pytest.skip(f"{encoder} is not in this PyAV build")
+    data = clip_with_insert(seconds=20, insert_at=6, container=container, codec=encoder, gop=250)
+    frames = list(sample_frames(io.BytesIO(data), interval=5))  # regular samples at 0, 5, 10, 15 miss it
+    assert [f.time for f in frames] == [0.0, 5.0, 6.0, 8.0, 10.0, 15.0]
+    assert [f.time for f in frames if _rocket(f.image)] == [6.0]
+    assert all(f.image.mode == "RGB" and f.image.size == (96, 64) for f in frames)
+
+
+def test_the_default_interval_samples_each_second_of_a_short_clip_and_reads_from_a_path(tmp_path):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip_with_insert(seconds=10, insert_at=3))
+    frames = list(sample_frames(str(path), max_side=48))
+    assert [f.time for f in frames] == [float(s) for s in range(10)]
+    assert [f.time for f in frames if _rocket(f.image)] == [3.0, 4.0]
+    assert frames[0].image.size == (48, 32)
+
+
+def test_frames_come_one_at_a_time_so_a_caller_can_stop_early():
+    frames = sample_frames(io.BytesIO(clip_with_insert(seconds=10, insert_at=3)))
+    first = next(frames)
+    assert first.time == 0.0
+    frames.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(b"", "not a video", id="empty"),
+        pytest.param(b"\x00\x00\x00\x18ftypmp42" + b"x" * 500, "not a video", id="garbage-with-mp4-header"),
+        pytest.param(b"GIF89a" + b"\x00" * 100, "not", id="not-a-video"),
+    ],
+)
+def test_what_is_not_a_video_is_refused_with_a_message(data, message):
+    assert message in _rejected(data)
+
+
+def test_a_photo_is_not_a_video():
+    assert "not an MP4, MOV, WebM or MKV" in _rejected(photo_jpeg("coffee"))
+
+
+def test_audio_only_has_no_video_stream():
+    assert _rejected(audio_only()) == "The file has no video stream."
+
+
+def test_a_video_stream_without_frames_is_refused():
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="matroska") as output:
+        stream = output.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+    assert "no frames" in _rejected(buffer.getvalue()) or "not a video" in _rejected(buffer.getvalue())
+
+
+@pytest.mark.parametrize("container", ["webm", "mkv"])
+def test_a_truncated_file_is_refused(container):
+    codec = "libvpx-vp9" if container == "webm" else "libx264"
+    data = clip_with_insert(seconds=20, insert_at=6, container=container, codec=codec)
+    assert "truncated" in _rejected(data[: len(data) // 2])
+
+
+def test_a_truncated_mp4_is_refused_whether_its_index_comes_first_or_last(tmp_path):
+    index_last = clip_with_insert(seconds=20, insert_at=6)
+    assert "not a video, or it is damaged" in _rejected(index_last[: len(index_last) // 2])
+    index_first = faststart_mp4(tmp_path / "fast.mp4", seconds=20)
+    assert "truncated: it declares 20.0 s" in _rejected(index_first[: len(index_first) // 2])
+
+
+def test_each_limit_has_its_message():
+    data = clip_with_insert(seconds=20, insert_at=6)
+    assert _rejected(data, VideoLimits(10, 10**8, 120)) == "The video lasts 20 seconds; the limit is 10."
+    assert (
+        _rejected(data, VideoLimits(60, 1000, 120)) == "The video is 96x64 pixels (6,144); the limit is 1,000 pixels."
+    )
+    assert _rejected(data, VideoLimits(60, 10**8, 4)) == "The video has 5 frames a second; the limit is 4."
+
+
+def test_codecs_outside_the_list_are_refused():
+    data = encode_video(lambda i: Image.new("RGB", (8, 8)), frames=10, codec="mpeg4")
+    assert "encoded as mpeg4; accepted codecs are H.264, H.265, VP8, VP9, AV1" in _rejected(data)
