@@ -277,6 +277,11 @@ CELERY_TASK_ROUTES = {
 VIGIL_MAX_UPLOAD_BYTES = env_int("VIGIL_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
 VIGIL_MAX_IMAGE_PIXELS = env_int("VIGIL_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
 VIGIL_MAX_IMAGE_FRAMES = env_int("VIGIL_MAX_IMAGE_FRAMES", 100, minimum=1)
+# Videos (MP4, MOV, WebM, MKV): refused at intake beyond any of these.
+VIGIL_MAX_VIDEO_BYTES = env_int("VIGIL_MAX_VIDEO_BYTES", 100 * 1024 * 1024, minimum=1)
+VIGIL_MAX_VIDEO_SECONDS = env_int("VIGIL_MAX_VIDEO_SECONDS", 30 * 60, minimum=1)
+VIGIL_MAX_VIDEO_PIXELS = env_int("VIGIL_MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
+VIGIL_MAX_VIDEO_FPS = env_int("VIGIL_MAX_VIDEO_FPS", 120, minimum=1)
 # Frames of an animated image the model scores: all up to this many, evenly sampled beyond it.
 VIGIL_MAX_SCORED_FRAMES = env_int("VIGIL_MAX_SCORED_FRAMES", 32, minimum=1)
 VIGIL_DISPLAY_MAX_SIDE = env_int("VIGIL_DISPLAY_MAX_SIDE", 1024, minimum=64)

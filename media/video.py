@@ -30,6 +30,9 @@ FULL_INTERVAL_AT = 1800.0  # seconds of video at which the interval reaches MAX_
 TRUNCATION_SLACK = 1.0  # seconds the packets may fall short of the declared duration
 
 Source = str | IO[bytes]
+NOT_A_VIDEO = "The file is not an MP4, MOV, WebM or MKV video."
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska and WebM
+MP4_ATOMS = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}  # ISO BMFF and QuickTime
 
 
 class VideoRejected(ValueError):
@@ -82,34 +85,62 @@ def sample_times(
     it: the keyframe itself (one decoded frame), or, when the previous sample is closer than the
     gap, the previous sample plus the gap (so dense keyframes cost one sample a gap, not all)."""
     step = interval or sampling_interval(duration)
-    times = sorted({n * step for n in range(int(duration / step) + 1)})
-    for key in sorted(k for k in keyframes if 0 <= k <= duration):
+    times = [n * step for n in range(max(1, math.ceil(duration / step)))]  # all before the end
+    inside = sorted(k for k in keyframes if 0 <= k < duration)
+    for key in inside:
         at = bisect.bisect_left(times, key)
         if at < len(times) and times[at] <= key + KEYFRAME_GAP:
             continue
         previous = times[at - 1] if at else -math.inf
-        bisect.insort(times, key if key - previous >= KEYFRAME_GAP else previous + KEYFRAME_GAP)
+        deferred = previous + KEYFRAME_GAP
+        if deferred >= duration:
+            deferred = inside[-1]  # the last keyframe stands for those in the final second
+        bisect.insort(times, key if key - previous >= KEYFRAME_GAP else deferred)
     return times
 
 
 def _container_name(container: av.container.InputContainer, codec: str) -> str:
     demuxer = container.format.name
-    if demuxer.startswith("mov,mp4"):
+    if demuxer.startswith("mov"):
         brand = (container.metadata.get("major_brand") or "").strip()
         return "mov" if brand == "qt" else "mp4"
     if demuxer.startswith("matroska"):
         codecs = {s.codec_context.name for s in container.streams if s.codec_context is not None}
         return "webm" if codecs <= {"vp8", "vp9", "av1", "opus", "vorbis"} else "mkv"
-    raise VideoRejected("The file is not an MP4, MOV, WebM or MKV video.")
+    raise VideoRejected(NOT_A_VIDEO)
+
+
+def _demuxer(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a file starting with ``head``, from its magic bytes, or None. Only
+    these two demuxers ever run: FFmpeg's probing would also open playlists (HLS, concat) that
+    reference other files and URLs."""
+    if head[:4] == EBML_MAGIC:
+        return "matroska"
+    if head[4:8] in MP4_ATOMS:
+        return "mov"
+    return None
+
+
+def looks_like_video(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (16 bytes do) is in a container :func:`probe` opens."""
+    return _demuxer(head) is not None
 
 
 def _open(source: Source) -> av.container.InputContainer:
-    if not isinstance(source, str):
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            head = handle.read(16)
+    else:
         source.seek(0)
+        head = source.read(16)
+        source.seek(0)
+    demuxer = _demuxer(head)
+    if demuxer is None:
+        raise VideoRejected(NOT_A_VIDEO)
     try:
-        return av.open(source, mode="r", options={"probesize": "5000000"})
+        return av.open(source, mode="r", format=demuxer, options={"enable_drefs": "0"})
     except av.FFmpegError:
-        raise VideoRejected("The file is not a video, or it is damaged.") from None
+        raise VideoRejected("The video is damaged or truncated: its header or index cannot be read.") from None
 
 
 def _stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:

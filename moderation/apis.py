@@ -100,7 +100,8 @@ class UploadListCreateApi(APIView):
 
     class FileInputSerializer(serializers.Serializer):
         image = serializers.FileField(
-            allow_empty_file=True, help_text="JPEG, PNG, WebP or GIF; see the byte and pixel limits."
+            allow_empty_file=True,
+            help_text="JPEG, PNG, WebP or GIF image, or MP4, MOV, WebM or MKV video; see the limits.",
         )
         external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
         metadata = JSONObjectField(required=False, default=dict)

@@ -1,8 +1,11 @@
 from django import forms
 
+ACCEPT = "image/jpeg,image/png,image/webp,image/gif,video/mp4,video/quicktime,video/webm,video/x-matroska,.mkv"
+
 
 class UploadForm(forms.Form):
     image = forms.FileField(
-        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp,image/gif"}),
-        help_text="JPEG, PNG, WebP or GIF.",
+        label="Image or video",
+        widget=forms.ClearableFileInput(attrs={"accept": ACCEPT}),
+        help_text="JPEG, PNG, WebP or GIF; or an MP4, MOV, WebM or MKV video.",
     )

@@ -28,6 +28,7 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 EXIF_ORIENTATION = 0x0112
 DISPLAY_FORMAT = "WEBP"
 DISPLAY_CONTENT_TYPE = "image/webp"
+NOT_AN_IMAGE = "The file is not a JPEG, PNG, WebP or GIF image."
 
 
 class ImageRejected(ValueError):
@@ -62,7 +63,7 @@ def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.UnidentifiedImageError:
-        raise ImageRejected("The file is not a JPEG, PNG, WebP or GIF image.") from None
+        raise ImageRejected(NOT_AN_IMAGE) from None
 
 
 def _check_dimensions(image: Image.Image, *, max_pixels: int, max_frames: int) -> int:

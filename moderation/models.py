@@ -26,6 +26,10 @@ class Upload(models.Model):
         AUTO = "auto", "Model"
         HUMAN = "human", "Moderator"
 
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        VIDEO = "video"
+
     FINAL = (Status.APPROVED, Status.REJECTED)
     AWAITING_HUMAN = (Status.QUEUED, Status.FAILED)
 
@@ -42,7 +46,9 @@ class Upload(models.Model):
     format = models.CharField(max_length=10, blank=True, default="")
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
-    frames = models.PositiveIntegerField(default=1)
+    frames = models.PositiveIntegerField(default=1)  # a video: the frames the worker samples
+    kind = models.CharField(max_length=5, choices=Kind.choices, default=Kind.IMAGE)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Videos only: the length in seconds.")
     byte_size = models.PositiveBigIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
 

@@ -51,6 +51,8 @@ class UploadOutput(serializers.ModelSerializer):
             "width",
             "height",
             "frames",
+            "kind",
+            "duration_seconds",
             "byte_size",
             "created_at",
             "routed_at",

@@ -1,4 +1,4 @@
-"""Accept an image: validate it, store it under random names, record it, enqueue scoring."""
+"""Accept an image or a video: validate it, store it under random names, record it, enqueue scoring."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import filesizeformat
 
-from moderation.imaging import ImageRejected, InspectedImage, inspect_image, read_limited
+from media.video import VideoLimits, looks_like_video
+from moderation.imaging import NOT_AN_IMAGE, ImageRejected, InspectedImage, inspect_image, read_limited
 from moderation.models import Upload
+from moderation.videos import InspectedVideo, VideoRejected, inspect_video
 
 logger = logging.getLogger(__name__)
 
 MAX_METADATA_BYTES = 16 * 1024
+NEITHER = "The file is not a JPEG, PNG, WebP or GIF image, nor an MP4, MOV, WebM or MKV video."
 T = TypeVar("T")
 
 
@@ -78,11 +82,7 @@ def upload_create(
     if existing := upload_submitted_before(submitter=submitter, external_id=external_id):
         return existing, False
 
-    try:
-        data = read_limited(file, max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES)
-    except ImageRejected as exc:
-        raise UploadRejected(str(exc)) from None
-    image = image_inspect(data)
+    image = media_inspect(file)
 
     upload_id = uuid.uuid4()
     stored: list[str] = []
@@ -143,6 +143,43 @@ def _has_nul(value: object) -> bool:
     return False
 
 
+def media_inspect(file: IO[bytes]) -> InspectedImage | InspectedVideo:
+    """Read and validate an image or a video, each against its own limits. The first bytes
+    decide: an MP4/MOV or Matroska/WebM header is a video, anything else must be an image."""
+    try:
+        data = read_limited(file, max_bytes=max(settings.VIGIL_MAX_UPLOAD_BYTES, settings.VIGIL_MAX_VIDEO_BYTES))
+    except ImageRejected as exc:
+        raise UploadRejected(str(exc)) from None
+    if looks_like_video(data[:16]):
+        _check_bytes(data, settings.VIGIL_MAX_VIDEO_BYTES, "video")
+        return video_inspect(data)
+    _check_bytes(data, settings.VIGIL_MAX_UPLOAD_BYTES, "file")
+    try:
+        return image_inspect(data)
+    except UploadRejected as exc:
+        if str(exc) == NOT_AN_IMAGE:
+            raise UploadRejected(NEITHER) from None
+        raise
+
+
+def _check_bytes(data: bytes, limit: int, kind: str) -> None:
+    if len(data) > limit:
+        raise UploadRejected(f"The {kind} is larger than the {filesizeformat(limit)} limit.")
+
+
+def video_inspect(data: bytes) -> InspectedVideo:
+    """Validate video bytes against the configured limits; :class:`UploadRejected` says why not."""
+    limits = VideoLimits(
+        max_seconds=settings.VIGIL_MAX_VIDEO_SECONDS,
+        max_pixels=settings.VIGIL_MAX_VIDEO_PIXELS,
+        max_fps=settings.VIGIL_MAX_VIDEO_FPS,
+    )
+    try:
+        return inspect_video(data, limits=limits)
+    except VideoRejected as exc:
+        raise UploadRejected(str(exc)) from None
+
+
 def image_inspect(data: bytes) -> InspectedImage:
     """Validate image bytes against the configured limits; :class:`UploadRejected` says why not."""
     try:
@@ -153,16 +190,19 @@ def image_inspect(data: bytes) -> InspectedImage:
         raise UploadRejected(str(exc)) from None
 
 
-def image_store(*, upload_id: uuid.UUID, image: InspectedImage) -> list[str]:
+def image_store(*, upload_id: uuid.UUID, image: InspectedImage | InspectedVideo) -> list[str]:
     """Save the original under a name only the upload id gives; returns the stored names. The
     display derivative and the perceptual hash come later, from the worker (services/display.py)."""
     shard = upload_id.hex[:2]
     return [default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))]
 
 
-def image_fields(image: InspectedImage, stored: list[str]) -> dict:
-    """The Upload columns that describe a stored image."""
+def image_fields(image: InspectedImage | InspectedVideo, stored: list[str]) -> dict:
+    """The Upload columns that describe a stored image or video."""
+    video = isinstance(image, InspectedVideo)
     return {
+        "kind": Upload.Kind.VIDEO if video else Upload.Kind.IMAGE,
+        "duration_seconds": round(image.info.duration, 3) if video else None,
         "original": stored[0],
         "sha256": image.sha256,
         "format": image.format,

@@ -25,7 +25,7 @@ from tests.factories import make_user, route_with
 from tests.images import photo_jpeg, solid
 
 CORRUPT = "The image data is corrupt or truncated (OSError)."
-NOT_AN_IMAGE = "The file is not a JPEG, PNG, WebP or GIF image."
+NOT_AN_IMAGE = "The file is not a JPEG, PNG, WebP or GIF image, nor an MP4, MOV, WebM or MKV video."
 
 
 def run(*args: str) -> tuple[str, str, int]:
