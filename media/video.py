@@ -293,3 +293,14 @@ def _picture(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
     if rotation % 360:
         image = image.rotate(rotation, expand=True)  # the display matrix: counter-clockwise degrees
     return image
+
+
+def frame_at_time(source: Source, at: float, *, max_side: int | None = None) -> Image.Image:
+    """The frame shown at ``at`` seconds (the first at or after it), as upright RGB. Raises
+    :class:`VideoRejected` if the file does not open, ``IndexError`` past the last frame."""
+    with _open(source) as container:
+        stream = _stream(container)
+        frame = _decode_at(container, stream, at)
+        if frame is None:
+            raise IndexError(f"the video has no frame at {at:.3f} s")
+        return _picture(frame, max_side)

@@ -143,6 +143,18 @@ def display_webp(data: bytes, *, max_side: int, frame: int = 0) -> bytes:
         return display.getvalue()
 
 
+def video_still_webp(data: bytes, *, at: float, max_side: int) -> bytes:
+    """The display derivative of a video: the frame at ``at`` seconds, as a still WebP like an
+    image's (no metadata survives)."""
+    from media.video import frame_at_time
+
+    rgb = frame_at_time(io.BytesIO(data), at)
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    display = io.BytesIO()
+    rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=1)
+    return display.getvalue()
+
+
 def perceptual_hash(rgb: Image.Image) -> str:
     """64-bit pHash (hex) of a decoded picture; robust to scale, so any decode size ≥ 32 px does."""
     import imagehash  # the worker's: the web process never hashes

@@ -14,7 +14,8 @@ class DecisionOutput(serializers.Serializer):
 
 
 class FrameScores(serializers.Serializer):
-    index = serializers.IntegerField(help_text="The frame's position in the file, from 0.")
+    index = serializers.IntegerField(help_text="The frame's position in the file (a video: in the samples), from 0.")
+    time = serializers.FloatField(required=False, help_text="Videos only: the frame's time in seconds.")
     category_scores = serializers.DictField(child=serializers.FloatField())
 
 
@@ -27,7 +28,12 @@ class UploadOutput(serializers.ModelSerializer):
         help_text="Animated images: the frame whose scores are highest (the upload's scores are the maximum "
         "over its scored frames); null for a still image."
     )
-    scored_frames = serializers.SerializerMethodField(help_text="Animated images: each scored frame's scores.")
+    worst_time = serializers.SerializerMethodField(
+        help_text="Videos: the time in seconds of the frame whose scores are highest; null otherwise."
+    )
+    scored_frames = serializers.SerializerMethodField(
+        help_text="Animated images and videos: each scored frame's scores (a video's with its time)."
+    )
     decision = serializers.SerializerMethodField()
 
     class Meta:
@@ -41,6 +47,7 @@ class UploadOutput(serializers.ModelSerializer):
             "category_scores",
             "model_version",
             "worst_frame",
+            "worst_time",
             "scored_frames",
             "decision",
             "external_id",
@@ -73,11 +80,19 @@ class UploadOutput(serializers.ModelSerializer):
     def get_worst_frame(self, upload: Upload) -> int | None:
         return upload.score.worst_frame if upload.score and upload.score.frames else None
 
+    def get_worst_time(self, upload: Upload) -> float | None:
+        if not upload.score or upload.kind != Upload.Kind.VIDEO:
+            return None
+        return next((f.get("time") for f in upload.score.frames if f["index"] == upload.score.worst_frame), None)
+
     @extend_schema_field(FrameScores(many=True))
     def get_scored_frames(self, upload: Upload) -> list[dict]:
         if not upload.score:
             return []
-        return [{"index": f["index"], "category_scores": f["scores"]} for f in upload.score.frames]
+        return [
+            {"index": f["index"], **({"time": f["time"]} if "time" in f else {}), "category_scores": f["scores"]}
+            for f in upload.score.frames
+        ]
 
     def get_decision(self, upload: Upload) -> dict | None:
         if not upload.is_final:

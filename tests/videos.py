@@ -76,18 +76,22 @@ def clip_with_insert(
     fps: int = 5,
     container: str = "mp4",
     codec: str = "libx264",
+    safe: str = "coffee",
+    harmful: str = "rocket",
+    size: tuple[int, int] = (96, 64),
     **options,
 ) -> bytes:
-    """A clip of a harmless photo (coffee) with ``insert_seconds`` of another (rocket) from
-    ``insert_at`` seconds; the insert starts on a keyframe, like a scene cut."""
-    safe, harmful = photo_frames(["coffee", "rocket"], size=(96, 64))
+    """A clip of a harmless photo (``safe``) with ``insert_seconds`` of another (``harmful``)
+    from ``insert_at`` seconds; the insert starts on a keyframe, like a scene cut."""
+    safe_frame, harmful_frame = photo_frames([safe, harmful], size=size)
     start, stop = insert_at * fps, (insert_at + insert_seconds) * fps
     return encode_video(
-        lambda i: harmful if start <= i < stop else safe,
+        lambda i: harmful_frame if start <= i < stop else safe_frame,
         frames=seconds * fps,
         fps=fps,
         container=container,
         codec=codec,
+        size=size,
         keyframes_at={start, stop},
         **options,
     )

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from moderation.imaging import display_webp
+from moderation.imaging import display_webp, video_still_webp
 from moderation.models import Upload
 from moderation.services.intake import UndecodableImage, original_decode
 
@@ -47,12 +47,28 @@ def _shown_frame(name: str) -> int:
 def _webp(upload: Upload, frame: int) -> bytes:
     if not upload.original:
         raise DisplayUnavailable("no image has been stored yet")
+    max_side = settings.VIGIL_DISPLAY_MAX_SIDE
+    if upload.kind == Upload.Kind.VIDEO:
+        at = sampled_time(upload, frame)
+        decode = lambda data: video_still_webp(data, at=at, max_side=max_side)  # noqa: E731
+    else:
+        decode = lambda data: display_webp(data, max_side=max_side, frame=frame)  # noqa: E731
     try:
-        return original_decode(
-            upload, lambda data: display_webp(data, max_side=settings.VIGIL_DISPLAY_MAX_SIDE, frame=frame)
-        )
+        return original_decode(upload, decode)
     except UndecodableImage as exc:
         raise DisplayUnavailable(str(exc)) from None
+
+
+def sampled_time(upload: Upload, index: int) -> float:
+    """The time of a video's sampled frame ``index`` in its routing score (0 s for frame 0 before
+    it is scored)."""
+    frames = Upload.objects.filter(pk=upload.pk).values_list("score__frames", flat=True).first() or []
+    for frame in frames:
+        if frame["index"] == index:
+            return frame["time"]
+    if index == 0:
+        return 0.0
+    raise DisplayUnavailable(f"the video has no sampled frame {index}")
 
 
 def display_ensure(*, upload: Upload) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from PIL import Image
 
 from media.frames import Frame, batched, frames_to_score
+from media.video import sample_frames
 from moderation.classifiers import classifier_for
 from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
 from moderation.ml.loading import Classifier
@@ -48,11 +49,13 @@ SCORING_BATCH = 8  # frames per classifier call: enough to batch, little memory 
 
 @dataclass(frozen=True)
 class FramesScored:
-    """The model's scores for each scored frame of one upload, and the time decoding and scoring took."""
+    """The model's scores for each scored frame of one upload, and the time decoding and scoring
+    took. ``times``: a video's sampled frames' times in seconds (``None`` for an image)."""
 
     per_frame: list[tuple[int, dict[str, float]]]
     animated: bool
     seconds: float
+    times: list[float] | None = None
 
     @property
     def category_scores(self) -> dict[str, float]:
@@ -70,6 +73,11 @@ class FramesScored:
         """What ``Score.frames`` stores: empty for a still image."""
         if not self.animated:
             return []
+        if self.times is not None:
+            return [
+                {"index": index, "time": time, "scores": scores}
+                for (index, scores), time in zip(self.per_frame, self.times, strict=True)
+            ]
         return [{"index": index, "scores": scores} for index, scores in self.per_frame]
 
 
@@ -90,20 +98,51 @@ def _decoded_frames(data: bytes, min_side: int) -> Iterator[Frame]:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 
 
+def _video_frames(data: bytes, times: list[float]) -> Iterator[Frame]:
+    """A video's sampled frames (:func:`media.video.sample_frames`), numbered in order; their times
+    go to ``times``. A decoding error is :class:`UndecodableImage`, as for images."""
+    try:
+        for index, sampled in enumerate(sample_frames(io.BytesIO(data))):
+            times.append(sampled.time)
+            yield Frame(index, sampled.image)
+    except Exception as exc:
+        raise UndecodableImage(f"the stored video cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
+def _rejecting(scores: dict[str, float], thresholds: dict[str, dict[str, float]]) -> bool:
+    return any(name in thresholds and score >= thresholds[name]["reject_from"] for name, score in scores.items())
+
+
 def frames_score(
-    *, upload: Upload, classifier: Classifier, on_first_frame: Callable[[Image.Image], None] | None = None
+    *,
+    upload: Upload,
+    classifier: Classifier,
+    on_first_frame: Callable[[Image.Image], None] | None = None,
+    stop_at: dict[str, dict[str, float]] | None = None,
 ) -> FramesScored:
-    """Score every frame :func:`media.frames.frames_to_score` picks, in batches. The active and
-    shadow models score the same frames. ``on_first_frame`` sees frame 0 before it is scored
-    (the pHash is computed from it)."""
+    """Score every frame :func:`media.frames.frames_to_score` picks (a video's: those
+    :func:`media.video.sample_frames` picks), in batches. ``on_first_frame`` sees frame 0 before
+    it is scored (the pHash is computed from it). ``stop_at`` (a policy's thresholds): a video
+    stops after the batch where a frame reaches a category's ``reject_from`` (it will be rejected
+    whatever the rest shows)."""
     started = time.perf_counter()
     data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
+    video = upload.kind == Upload.Kind.VIDEO
+    times: list[float] = []
+    frames = _video_frames(data, times) if video else _decoded_frames(data, classifier.min_decode_side)
     per_frame: list[tuple[int, dict[str, float]]] = []
-    for batch in batched(_decoded_frames(data, classifier.min_decode_side), SCORING_BATCH):
+    for batch in batched(frames, SCORING_BATCH):
         if not per_frame and on_first_frame is not None:
             on_first_frame(batch[0].image)
-        per_frame += zip((frame.index for frame in batch), classifier.predict([f.image for f in batch]), strict=True)
-    return FramesScored(per_frame, upload.frames > 1, time.perf_counter() - started)
+        scores = classifier.predict([f.image for f in batch])
+        per_frame += zip((frame.index for frame in batch), scores, strict=True)
+        if video and stop_at and any(_rejecting(s, stop_at) for s in scores):
+            break
+    if not per_frame:
+        raise UndecodableImage("the stored video has no frame to score")
+    return FramesScored(
+        per_frame, video or upload.frames > 1, time.perf_counter() - started, times[: len(per_frame)] if video else None
+    )
 
 
 def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesScored | None = None) -> Score:
@@ -216,7 +255,10 @@ def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
                 upload.phash = perceptual_hash(image)  # stored by the routing update (or the failure's)
 
             scored = frames_score(
-                upload=upload, classifier=classifier_for(model_version), on_first_frame=hash_first_frame
+                upload=upload,
+                classifier=classifier_for(model_version),
+                on_first_frame=hash_first_frame,
+                stop_at=policy_current().thresholds,
             )
         score = score_create(upload=upload, model_version=model_version, scored=scored)
     except UndecodableImage as exc:

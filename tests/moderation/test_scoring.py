@@ -200,3 +200,83 @@ def test_shadow_models_score_the_same_frames(uploader, tiny_checkpoint):
     assert [f["index"] for f in beside.frames] == [f["index"] for f in active.frames] == [0, 1, 2, 3, 4]
     per_frame = [frame["scores"] for frame in beside.frames]
     assert beside.category_scores == {c: max(s[c] for s in per_frame) for c in beside.category_scores}
+
+
+# --- Videos: sampled frames, each with its time ------------------------------------------------
+
+
+def _video(**options) -> bytes:
+    from tests.videos import clip_with_insert
+
+    return clip_with_insert(safe="chelsea", harmful="astronaut", size=(320, 224), **options)
+
+
+def test_a_two_second_insert_keeps_a_video_from_being_approved_and_its_time_is_the_worst(uploader, admin_user):
+    policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
+    upload = make_upload(uploader, _video(seconds=10, insert_at=4, container="webm", codec="libvpx-vp9"))
+    assert upload.kind == "video" and upload.frames == 10
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    score = upload.score
+
+    assert [f["time"] for f in score.frames] == [float(t) for t in range(10)]
+    assert [f["index"] for f in score.frames] == list(range(10))
+    by_time = {f["time"]: f["scores"] for f in score.frames}
+    assert score.category_scores == {c: max(s[c] for s in by_time.values()) for c in ("weapon", "nudity")}
+    worst = score.frames[score.worst_frame]
+    assert worst["time"] in (4.0, 5.0)  # inside the insert
+    assert by_time[0.0]["weapon"] < 0.002 <= worst["scores"]["weapon"] < 0.5  # the cat alone would pass
+    assert upload.status == "queued" and upload.phash
+
+    shown = UploadOutput(Upload.objects.select_related("score__model_version").get(pk=upload.pk)).data
+    assert (shown["kind"], shown["worst_frame"], shown["worst_time"]) == ("video", score.worst_frame, worst["time"])
+    assert shown["scored_frames"][4] == {"index": 4, "time": 4.0, "category_scores": by_time[4.0]}
+    assert shown["duration_seconds"] == pytest.approx(10, abs=0.25)
+
+
+def test_a_video_stops_scoring_once_a_frame_reaches_reject_from(uploader, admin_user):
+    thresholds = {
+        "weapon": {"approve_below": 0.001, "reject_from": 0.002},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    policy_create(thresholds=thresholds, reason="reject the astronaut", created_by=admin_user)
+    upload = make_upload(uploader, _video(seconds=30, insert_at=2))
+    assert upload.frames == 30
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert (upload.status, upload.decided_by) == ("rejected", "auto")
+    assert len(upload.score.frames) == 8  # the first batch held the insert: the other 22 never decoded
+    assert upload.score.frames[upload.score.worst_frame]["time"] in (2.0, 3.0)
+
+
+def test_an_undecodable_stored_video_goes_to_humans_as_failed(uploader, media_root):
+    from django.core.files.storage import default_storage
+
+    upload = make_upload(uploader, _video(seconds=4, insert_at=1))
+    with default_storage.open(upload.original.name, "wb") as handle:
+        handle.write(b"\x00\x00\x00\x18ftypmp42" + b"x" * 100)
+    result = upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert result.status == upload.status == "failed"
+    assert upload.status_reason.startswith("Could not be scored: the stored video cannot be decoded")
+
+
+def test_a_queued_videos_display_is_its_worst_frame_and_each_sampled_frame_can_be_viewed(uploader, admin_user, client):
+    import io
+
+    from django.core.files.storage import default_storage
+
+    policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
+    upload = make_upload(uploader, _video(seconds=6, insert_at=2))
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    worst = upload.score.worst_frame
+    assert upload.status == "queued" and upload.display.name.endswith(f"-f{worst}.webp")
+    with default_storage.open(upload.display.name) as handle, Image.open(handle) as shown:
+        assert shown.format == "WEBP" and shown.size == (320, 224)
+
+    client.force_login(uploader)
+    frame = client.get(f"/uploads/{upload.pk}/frames/0")
+    assert frame.status_code == 200 and frame["Content-Type"] == "image/webp"
+    assert Image.open(io.BytesIO(frame.content)).size == (320, 224)
+    assert client.get(f"/uploads/{upload.pk}/frames/{upload.frames}").status_code == 404
