@@ -282,6 +282,9 @@ VIGIL_MAX_VIDEO_BYTES = env_int("VIGIL_MAX_VIDEO_BYTES", 100 * 1024 * 1024, mini
 VIGIL_MAX_VIDEO_SECONDS = env_int("VIGIL_MAX_VIDEO_SECONDS", 30 * 60, minimum=1)
 VIGIL_MAX_VIDEO_PIXELS = env_int("VIGIL_MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
 VIGIL_MAX_VIDEO_FPS = env_int("VIGIL_MAX_VIDEO_FPS", 120, minimum=1)
+# A video sampled more sparsely than this (seconds between regular samples; the interval grows
+# with the length, 1 s up to about a minute) is never auto-approved: a human decides.
+VIGIL_VIDEO_APPROVE_MAX_INTERVAL = env_float("VIGIL_VIDEO_APPROVE_MAX_INTERVAL", 2.0)
 # Frames of an animated image the model scores: all up to this many, evenly sampled beyond it.
 VIGIL_MAX_SCORED_FRAMES = env_int("VIGIL_MAX_SCORED_FRAMES", 32, minimum=1)
 VIGIL_DISPLAY_MAX_SIDE = env_int("VIGIL_DISPLAY_MAX_SIDE", 1024, minimum=64)

@@ -12,6 +12,7 @@ are compared on stable validation images.
 **Animations.** The trainer reads one picture per file, so an animated upload is exported as
 the frame its routing score found worst (a PNG, ``<sha256>-frame<k>.png``, ``frame`` in the
 manifest): the first frame of a GIF whose fourth frame shows the gun would teach the wrong thing.
+A video likewise: its worst sampled frame, ``<sha256>-t<seconds>.png`` (``frame_time`` too).
 
 **Memory.** Rows stream from the database in chunks and image bytes are copied in blocks; only
 each image's sha256 and label are held (for the split), never the images.
@@ -34,6 +35,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from PIL import Image
 
 from media.frames import frame_at
+from media.video import frame_at_time
+from moderation.models import Score, Upload
 from reviews.models import Decision, ReviewRound
 
 SPLITS = ("train", "val")
@@ -49,6 +52,7 @@ MANIFEST_COLUMNS = (
     "decided_at",
     "upload_id",
     "frame",
+    "frame_time",
 )
 BLOCK = 256 * 1024
 
@@ -81,6 +85,8 @@ class ExportRow:
     # image; the trainer reads one picture per file, and the label is about the whole animation.
     # None for a still image, exported as stored.
     frame: int | None = None
+    # Videos: the exported frame's time in seconds (the sampled frame the model scored worst).
+    frame_time: float | None = None
 
     def manifest(self) -> dict:
         return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
@@ -150,6 +156,8 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         original,
         frames,
         worst_frame,
+        kind,
+        score_id,
     ) in _unique_images(
         rows,
         "label",
@@ -162,11 +170,16 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         "upload__original",
         "upload__frames",
         "upload__score__worst_frame",
+        "upload__kind",
+        "upload__score_id",
     ):
         split = "val" if sha256 in val else "train"
-        frame = (worst_frame or 0) if frames > 1 else None
+        frame = (worst_frame or 0) if frames > 1 or kind == Upload.Kind.VIDEO else None
+        frame_time = _frame_time(score_id, frame) if kind == Upload.Kind.VIDEO else None
         if frame is None:
             name = f"{sha256}.{original.rsplit('.', 1)[-1].lower() if '.' in original else 'img'}"
+        elif frame_time is not None:
+            name = f"{sha256}-t{frame_time:.3f}.png"
         else:
             name = f"{sha256}-frame{frame}.png"
         yield ExportRow(
@@ -182,7 +195,14 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
             upload_id=str(upload_id),
             storage_name=original,
             frame=frame,
+            frame_time=frame_time,
         )
+
+
+def _frame_time(score_id: int | None, frame: int | None) -> float:
+    """A video's exported frame time: its worst sampled frame's (the first frame if unscored)."""
+    sampled = Score.objects.filter(pk=score_id).values_list("frames", flat=True).first() or []
+    return float(sampled[frame]["time"]) if frame is not None and frame < len(sampled) else 0.0
 
 
 @dataclass
@@ -199,6 +219,9 @@ class ExportSummary:
 def _copy(row: ExportRow, target) -> None:
     """The stored original, block by block; for an animation, its exported frame as PNG."""
     with default_storage.open(row.storage_name, "rb") as source:
+        if row.frame_time is not None:
+            frame_at_time(source, row.frame_time).save(target, format="PNG")
+            return
         if row.frame is not None:
             with Image.open(source) as image:
                 frame_at(image, row.frame).save(target, format="PNG")

@@ -20,7 +20,7 @@ from django.utils import timezone
 from PIL import Image
 
 from media.frames import Frame, batched, frames_to_score
-from media.video import sample_frames
+from media.video import sample_frames, sampling_interval
 from moderation.classifiers import classifier_for
 from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
 from moderation.ml.loading import Classifier
@@ -181,11 +181,27 @@ class Routed:
         return self.changed
 
 
+def _sparse_video_to_humans(upload: Upload, outcome: RoutingOutcome) -> RoutingOutcome:
+    """Fail closed on long videos: between regular samples only keyframes are looked at, so an
+    insert shorter than the interval that does not start on a keyframe could go unseen. A video
+    sampled more sparsely than ``VIGIL_VIDEO_APPROVE_MAX_INTERVAL`` is never auto-approved (it may
+    still be auto-rejected); a human decides."""
+    if upload.kind != Upload.Kind.VIDEO or outcome.route != Route.APPROVE:
+        return outcome
+    interval = sampling_interval(upload.duration_seconds or 0.0)
+    if interval <= settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL:
+        return outcome
+    return RoutingOutcome(
+        Route.QUEUE,
+        f"video sampled every {interval:.1f} s: a shorter insert could be missed, so a human decides",
+    )
+
+
 def upload_route(*, upload: Upload, score: Score) -> Routed:
     """Route a pending upload by the current policy (storing the pHash the worker computed). Falsy
     if it was no longer pending."""
     policy = policy_current()
-    outcome = route_scores(score.category_scores, policy.thresholds)
+    outcome = _sparse_video_to_humans(upload, route_scores(score.category_scores, policy.thresholds))
     known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
     if known_bad:
         nearest = known_bad[0]

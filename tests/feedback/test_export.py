@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from feedback.services.export import ExportFilters, export_imagefolder, export_rows, export_zip_stream
-from reviews.models import Decision
+from reviews.models import Decision, ReviewRound
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create, decision_undo
 from tests.factories import make_round, make_upload, make_user
@@ -162,3 +162,36 @@ def test_an_animation_is_exported_as_its_worst_frame(tmp_path, moderator):
 
     archive = zipfile.ZipFile(io.BytesIO(b"".join(export_zip_stream(ExportFilters(), val_fraction=0, seed=1))))
     assert archive.read(row["file"]) == (tmp_path / "out" / row["file"]).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_video_is_exported_as_its_worst_sampled_frame(tmp_path, moderator, admin_user):
+    from PIL import Image
+
+    from media.video import frame_at_time
+    from moderation.services.policies import policy_create
+    from moderation.services.scoring import upload_score
+    from tests.videos import clip_with_insert
+
+    thresholds = {
+        "weapon": {"approve_below": 0.002, "reject_from": 0.5},
+        "nudity": {"approve_below": 0.2, "reject_from": 0.8},
+    }
+    policy_create(thresholds=thresholds, reason="approve the cat", created_by=admin_user)
+    video = clip_with_insert(seconds=8, insert_at=4, safe="chelsea", harmful="astronaut", size=(320, 224))
+    upload = make_upload(data=video)
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    assert upload.status == "queued"
+    worst_time = upload.score.frames[upload.score.worst_frame]["time"]
+    round_ = ReviewRound.objects.get(upload=upload, status="open")
+    round_claim(round_id=round_.pk, moderator=moderator)
+    decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="weapon")
+
+    export_imagefolder(tmp_path / "out", ExportFilters(), val_fraction=0, seed=1)
+    [row] = csv.DictReader((tmp_path / "out" / "manifest.csv").open())
+    assert row["file"] == f"train/harmful/{upload.sha256}-t{worst_time:.3f}.png"
+    assert (float(row["frame_time"]), int(row["frame"])) == (worst_time, upload.score.worst_frame)
+    exported = Image.open(tmp_path / "out" / row["file"]).convert("RGB")
+    assert exported.tobytes() == frame_at_time(io.BytesIO(video), worst_time).tobytes()

@@ -234,6 +234,24 @@ def test_a_two_second_insert_keeps_a_video_from_being_approved_and_its_time_is_t
     assert shown["duration_seconds"] == pytest.approx(10, abs=0.25)
 
 
+def test_a_video_sampled_more_sparsely_than_the_promise_is_never_auto_approved(uploader, admin_user, settings):
+    """Between regular samples only keyframes are seen: a video whose interval exceeds
+    VIGIL_VIDEO_APPROVE_MAX_INTERVAL goes to a human instead of being approved."""
+    policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
+    harmless = _video(seconds=4, insert_at=10)  # the insert lies past the end: all cat
+    approved = make_upload(uploader, harmless)
+    upload_score(upload_id=approved.pk)
+    approved.refresh_from_db()
+    assert (approved.status, approved.decided_by) == ("approved", "auto")  # sampled every 1 s
+
+    settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL = 0.5
+    queued = make_upload(uploader, harmless, external_id="again")
+    upload_score(upload_id=queued.pk)
+    queued.refresh_from_db()
+    assert (queued.status, queued.decided_by) == ("queued", "")
+    assert queued.status_reason == "video sampled every 1.0 s: a shorter insert could be missed, so a human decides"
+
+
 def test_a_video_stops_scoring_once_a_frame_reaches_reject_from(uploader, admin_user):
     thresholds = {
         "weapon": {"approve_below": 0.001, "reject_from": 0.002},
