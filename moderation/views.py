@@ -16,10 +16,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.roles import Role, user_has_role
 from moderation.forms import UploadForm
 from moderation.imaging import DISPLAY_CONTENT_TYPE
-from moderation.selectors import scored_frames, uploads_visible_to
+from moderation.models import Upload
+from moderation.selectors import scored_frames, uploads_visible_to, video_timeline
 from moderation.serializers import UploadOutput
 from moderation.services.display import DisplayUnavailable, display_ensure, frame_webp
 from moderation.services.intake import UploadRejected, upload_create
+from moderation.videos import CONTENT_TYPES as VIDEO_CONTENT_TYPES
 
 # User images are served as inert data: never sniffed into HTML, never allowed to run anything.
 IMAGE_HEADERS = {
@@ -30,6 +32,7 @@ IMAGE_HEADERS = {
 
 
 Response = TypeVar("Response", bound=HttpResponseBase)
+RANGE_CAP = 8 * 1024 * 1024
 
 
 def _inert(response: Response) -> Response:
@@ -71,7 +74,12 @@ def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
     return render(
         request,
         "moderation/upload_detail.html",
-        {"upload": upload, "data": UploadOutput(upload).data, "frames": scored_frames(upload)},
+        {
+            "upload": upload,
+            "data": UploadOutput(upload).data,
+            "frames": scored_frames(upload),
+            "video": video_timeline(upload),
+        },
     )
 
 
@@ -98,6 +106,49 @@ def upload_frame(request: HttpRequest, upload_id: str, index: int) -> HttpRespon
     except DisplayUnavailable:
         raise Http404("This frame cannot be shown.") from None
     return _inert(HttpResponse(webp, content_type=DISPLAY_CONTENT_TYPE))
+
+
+@login_required
+@require_GET
+def upload_video(request: HttpRequest, upload_id: str) -> HttpResponse:
+    """A video upload for the review page's player: inline, with its type, byte ranges (the
+    player seeks with them) and the same inert headers as every image; 404 for other uploads."""
+    upload = get_object_or_404(
+        uploads_visible_to(request.user).exclude(original="").filter(kind=Upload.Kind.VIDEO), pk=upload_id
+    )
+    content_type = VIDEO_CONTENT_TYPES.get(upload.format, "application/octet-stream")
+    size = upload.byte_size or default_storage.size(upload.original.name)
+    byte_range = _byte_range(request.headers.get("Range", ""), size)
+    if byte_range is None:
+        response = FileResponse(default_storage.open(upload.original.name, "rb"), content_type=content_type)
+    else:
+        start, end = byte_range
+        with default_storage.open(upload.original.name, "rb") as source:
+            source.seek(start)
+            body = source.read(end - start + 1)
+        response = HttpResponse(body, status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    return _inert(response)
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` as inclusive offsets within ``size``, capped at
+    8 MiB a request; None for anything else (the whole file is sent)."""
+    if not header.startswith("bytes=") or "," in header or size <= 0:
+        return None
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    try:
+        if first:
+            start = int(first)
+            end = int(last) if last else size - 1
+        else:
+            start, end = max(0, size - int(last)), size - 1
+    except ValueError:
+        return None
+    if start >= size or end < start:
+        return None
+    return start, min(end, size - 1, start + RANGE_CAP - 1)
 
 
 @login_required

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import moderator_required
 from accounts.roles import Role, user_has_role
-from moderation.selectors import scored_frames
+from moderation.selectors import scored_frames, video_timeline
 from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
 from reviews.models import ReviewRound
 from reviews.selectors.history import decisions_on_similar, known_matches_for, preferences_for
@@ -115,6 +115,7 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "history": decisions_on_similar(upload=upload),
             "known_matches": known_matches_for(upload=upload),
             "frames": scored_frames(upload),
+            "video": video_timeline(upload),
             "recent": decisions_recent(moderator=request.user),
             "undo_depth": UNDO_DEPTH,
             "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,

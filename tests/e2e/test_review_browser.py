@@ -198,3 +198,52 @@ def test_a_moderator_steps_through_the_frames_of_an_animation_with_comma_and_per
         assert image.get_attribute("src").endswith(frame_url + "1")
         page.wait_for_function("document.querySelector('figure.preview img').naturalWidth > 0")
         assert "blurred" in page.locator("figure.preview").get_attribute("class")  # clicks don't reveal
+
+
+def test_a_moderator_reviews_a_video_with_the_keyboard(live_server):
+    """The video opens blurred, muted and paused; a worst frame's time jumps the player there; r
+    reveals; a decides, like any upload."""
+    from moderation.models import Score, Upload
+    from moderation.services.model_versions import model_version_ensure_active
+    from reviews.models import Decision
+    from tests.videos import clip_with_insert
+
+    make_user(Role.MODERATOR, username="videos")
+    upload = make_upload(data=clip_with_insert(seconds=6, insert_at=3, container="webm", codec="libvpx-vp9"))
+    assert upload.kind == "video"
+    harmful = [0.01, 0.02, 0.01, 0.9, 0.7, 0.05]
+    score = Score.objects.create(
+        upload=upload,
+        model_version=model_version_ensure_active(),
+        harmful_score=0.9,
+        category_scores={"weapon": 0.9},
+        latency_ms=1.0,
+        worst_frame=3,
+        frames=[{"index": i, "time": float(i), "scores": {"weapon": w}} for i, w in enumerate(harmful)],
+    )
+    Upload.objects.filter(pk=upload.pk).update(score=score, phash="0" * 16)
+    upload.refresh_from_db()
+    round_ = make_round(upload)
+
+    with chromium_page(live_server.url) as page:
+        sign_in_with_keyboard(page, "videos")
+        page.goto(f"/review/r/{round_.pk}/")
+        player = page.locator("[data-player]")
+        page.wait_for_function("document.querySelector('[data-player]').readyState >= 1")  # served and playable
+        state = page.eval_on_selector("[data-player]", "v => [v.muted, v.paused, v.autoplay, v.duration]")
+        figure = page.locator("figure.preview.video")
+        assert state[:3] == [True, True, False] and abs(state[3] - 6) < 0.5
+        assert "blurred" in figure.get_attribute("class")
+        assert "blur(" in page.eval_on_selector("[data-player]", "v => getComputedStyle(v).filter")
+        times = page.locator("[data-seek]").evaluate_all("bs => bs.map(b => b.dataset.seek)")
+        assert times == ["3.0", "4.0", "5.0", "1.0", "0.0"]  # worst first
+        page.locator("[data-seek='4.0']").click()
+        page.wait_for_function("Math.abs(document.querySelector('[data-player]').currentTime - 4) < 0.3")
+        assert player.evaluate("v => v.paused") is True
+        assert "blurred" in figure.get_attribute("class")  # seeking does not reveal
+        page.keyboard.press("r")
+        assert "blurred" not in figure.get_attribute("class")
+        page.screenshot(path=str(screenshot_dir() / "review-video.png"), full_page=True)
+        press_and_wait(page, "a")
+    decision = Decision.objects.get(upload=upload)
+    assert decision.label == "safe"

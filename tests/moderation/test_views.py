@@ -134,3 +134,33 @@ def test_a_still_upload_page_has_no_frame_controls(client, uploader):
     client.force_login(uploader)
     page = client.get(reverse("moderation:upload", args=[upload.pk])).content.decode()
     assert "data-frames" not in page and "js/frames.js" not in page
+
+
+@pytest.mark.django_db
+def test_a_video_is_served_inline_inert_with_byte_ranges_to_permitted_users_only(client, uploader, moderator):
+    from tests.videos import clip_with_insert
+
+    data = clip_with_insert(seconds=3, insert_at=1)
+    video = make_upload(uploader, data)
+    image = make_upload(uploader)
+    url = reverse("moderation:upload_video", args=[video.pk])
+    client.force_login(uploader)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert (response["Content-Type"], response["Accept-Ranges"]) == ("video/mp4", "bytes")
+    assert response["X-Content-Type-Options"] == "nosniff" and "sandbox" in response["Content-Security-Policy"]
+    assert "attachment" not in response.get("Content-Disposition", "")
+    assert b"".join(response.streaming_content) == data
+
+    part = client.get(url, HTTP_RANGE="bytes=10-99")
+    assert part.status_code == 206 and part.content == data[10:100]
+    assert part["Content-Range"] == f"bytes 10-99/{len(data)}"
+    tail = client.get(url, HTTP_RANGE="bytes=-20")
+    assert tail.status_code == 206 and tail.content == data[-20:]
+    assert client.get(url, HTTP_RANGE=f"bytes={len(data)}-").status_code == 200  # unsatisfiable: the whole file
+
+    assert client.get(reverse("moderation:upload_video", args=[image.pk])).status_code == 404  # not a video
+    client.force_login(make_upload().submitter)
+    assert client.get(url).status_code == 404  # someone else's
+    client.force_login(moderator)
+    assert client.get(url).status_code == 200

@@ -47,6 +47,11 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "get",
         {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
     ),
+    # The world's upload is an image: the player's view is for videos only (tests/moderation/test_views.py).
+    "moderation:upload_video": (
+        "get",
+        {"anonymous": 302, "uploader": 404, "other_uploader": 404, "moderator": 404, "admin": 404, "api_client": 302},
+    ),
     "moderation:upload_original": (
         "get",
         {"anonymous": 302, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 302},
