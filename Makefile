@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue clean
+.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -79,6 +79,10 @@ bench: $(VENV)/.dev-installed
 ## bench-queue: claiming and the review page with 1,000,000 queued uploads in PostgreSQL
 bench-queue: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.queue
+
+## bench-video: probe, sample and score a 10 s clip, a 2 min 1080p and a 30 min 480p video (about 6 min)
+bench-video: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.video
 
 clean:
 	rm -rf var/broker var/test-vigil.sqlite3*

@@ -1,0 +1,159 @@
+"""Video scoring time on this machine, against the Wikimedia proposal's estimate.
+
+    python -m bench.video [--long-minutes 30] [--out bench/results/video.json]   (make bench-video)
+
+Generates three H.264 MP4s with PyAV (setup, not timed): a 10-second clip, a 2-minute 1080p
+video and a long 480p video (30 minutes by default), all 25 fps with the encoder's own keyframe
+placement (scene cuts and a keyframe at least every 10 s). Each shows harmless scikit-image
+photos, changing every 7 s, with a 2-second insert of the rocket photo at an odd time. Then, as the
+worker does it:
+
+- **probe**: ``media.video.probe`` (every packet read, keyframes listed, first/last decoded);
+- **decode**: ``media.video.sample_frames`` (the growing interval plus keyframes, seeking to the
+  keyframe before each sample), frames reduced to the model's decode size;
+- **inference**: the offline baseline (ONNX weapon backbone + open_nsfw) on those frames in
+  batches of 8, as ``moderation/services/scoring.py`` does;
+
+and reports frames sampled, each time, the total, whether a sample fell inside the insert, and the
+ratio of the long video's total to the proposal's estimate (60 s for 30 minutes of 480p at 5 s
+intervals on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+PROPOSAL_SECONDS_PER_30_MIN = 60.0
+FPS = 25
+BATCH = 8
+
+
+def _photos(size: tuple[int, int]):
+    from tests.images import photo
+
+    names = ["chelsea", "coffee", "astronaut", "camera", "coins", "horse"]
+    return [photo(name).convert("RGB").resize(size) for name in names if name], photo("rocket").convert("RGB").resize(
+        size
+    )
+
+
+def generate(path: Path, *, seconds: int, size: tuple[int, int], insert_at: float) -> None:
+    import av
+
+    safe, harmful = _photos(size)
+    frames = [av.VideoFrame.from_image(image) for image in safe]
+    insert = av.VideoFrame.from_image(harmful)
+    with av.open(str(path), mode="w") as output:
+        stream = output.add_stream("libx264", rate=FPS)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": str(10 * FPS)}
+        for index in range(seconds * FPS):
+            t = index / FPS
+            frame = insert if insert_at <= t < insert_at + 2 else frames[int(t // 7) % len(frames)]
+            frame.pts = index
+            frame.time_base = Fraction(1, FPS)
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+
+
+def measure(path: Path, classifier, insert_at: float) -> dict:
+    from media.video import VideoLimits, probe, sample_frames
+
+    limits = VideoLimits(max_seconds=10**6, max_pixels=2**40, max_fps=1000)
+    started = time.perf_counter()
+    info = probe(str(path), limits=limits)
+    probed = time.perf_counter() - started
+    decode = inference = 0.0
+    times: list[float] = []
+    batch = []
+    clock = time.perf_counter()
+    for frame in sample_frames(str(path), max_side=max(classifier.min_decode_side * 2, 256), limits=limits):
+        batch.append(frame)
+        times.append(frame.time)
+        if len(batch) == BATCH:
+            decode += time.perf_counter() - clock
+            clock = time.perf_counter()
+            classifier.predict([f.image for f in batch])
+            inference += time.perf_counter() - clock
+            batch, clock = [], time.perf_counter()
+    decode += time.perf_counter() - clock
+    if batch:
+        clock = time.perf_counter()
+        classifier.predict([f.image for f in batch])
+        inference += time.perf_counter() - clock
+    return {
+        "duration_s": round(info.duration, 1),
+        "size": f"{info.width}x{info.height}",
+        "keyframes": len(info.keyframes),
+        "frames_sampled": len(times),
+        "probe_s": round(probed, 2),
+        "decode_s": round(decode, 2),
+        "inference_s": round(inference, 2),
+        "total_s": round(probed + decode + inference, 2),
+        "insert_found": any(insert_at <= t < insert_at + 2 for t in times),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--long-minutes", type=int, default=30)
+    parser.add_argument("--out", default="bench/results/video.json")
+    args = parser.parse_args(argv)
+
+    from moderation.ml.baseline import BaselineClassifier, export_serving
+
+    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-video-"))
+    classifier = BaselineClassifier(serving=export_serving(folder / "baseline.onnx"))
+    cases = [
+        ("10 s clip, 480p", 10, (854, 480), 4.3),
+        ("2 min, 1080p", 120, (1920, 1080), 61.3),
+        (f"{args.long_minutes} min, 480p", args.long_minutes * 60, (854, 480), args.long_minutes * 60 * 0.61 + 0.3),
+    ]
+    results = {}
+    for name, seconds, size, insert_at in cases:
+        path = folder / f"{seconds}s-{size[1]}p.mp4"
+        began = time.perf_counter()
+        generate(path, seconds=seconds, size=size, insert_at=insert_at)
+        print(
+            f"generated {name} in {time.perf_counter() - began:.0f} s ({path.stat().st_size / 1e6:.1f} MB)", flush=True
+        )
+        results[name] = measure(path, classifier, insert_at)
+        path.unlink()
+    long_total = results[cases[-1][0]]["total_s"]
+    estimate = PROPOSAL_SECONDS_PER_30_MIN * args.long_minutes / 30
+    results["long video vs the proposal's estimate"] = {
+        "estimate_s": estimate,
+        "measured_s": long_total,
+        "ratio": round(long_total / estimate, 2),
+    }
+    columns = [
+        "duration_s",
+        "size",
+        "keyframes",
+        "frames_sampled",
+        "probe_s",
+        "decode_s",
+        "inference_s",
+        "total_s",
+        "insert_found",
+    ]
+    print(f"{'video':<18}" + "".join(f"{c:>15}" for c in columns))
+    for name, _, _, _ in cases:
+        print(f"{name:<18}" + "".join(f"{results[name][c]!s:>15}" for c in columns))
+    print(f"long video: {long_total} s measured, proposal {estimate:.0f} s, ratio {long_total / estimate:.2f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
