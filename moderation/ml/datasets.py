@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CLASSES = ("safe", "harmful")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv"}
 MANIFEST = "manifest.csv"
 
 
@@ -35,11 +36,13 @@ class Sample:
     label: int  # index into CLASSES: 0 safe, 1 harmful
 
 
-def image_files(path: Path) -> list[Path]:
-    """Image files under ``path`` (recursively, sorted), or ``path`` itself if it is a file."""
+def image_files(path: Path, *, videos: bool = False) -> list[Path]:
+    """Image files (and video files, with ``videos``) under ``path`` (recursively, sorted), or
+    ``path`` itself if it is a file."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
 
 
 def _folder_samples(root: Path) -> list[Sample]:

@@ -1,5 +1,5 @@
 """Run a classifier over image files: batched for evaluation, one at a time (timed) for the CLI.
-An animated file counts as its worst frame, as in the worker."""
+An animated file or a video counts as its worst frame, as in the worker."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from media.frames import Frame, frames_to_score
+from media.video import looks_like_video, sample_frames
 from moderation.ml.loading import Classifier
 
 
@@ -35,28 +36,42 @@ class FileScore:
     # Animated files: every frame up to the cap is scored (media.frames), ``scores`` is the
     # per-category maximum, and this is the frame with the highest score. None for a still image.
     worst_frame: int | None = None
+    # Videos: every sampled frame is scored (media.video), and this is the worst one's time.
+    worst_time: float | None = None
 
 
-def _decode(path: Path, min_side: int, max_frames: int) -> tuple[list[Frame], str]:
+def _decode(path: Path, min_side: int, max_frames: int) -> tuple[list[Frame], list[float] | None, str]:
+    """The frames to score (a video's sampled frames, with their times), or an error."""
     try:
+        with path.open("rb") as handle:
+            video = looks_like_video(handle.read(16))
+        if video:
+            times: list[float] = []
+            frames = []
+            for index, sampled in enumerate(sample_frames(str(path))):
+                times.append(sampled.time)
+                frames.append(Frame(index, sampled.image))
+            return frames, times, "" if frames else "cannot decode: the video has no frame"
         with Image.open(path) as image:
             frames = list(frames_to_score(image, cap=max_frames, min_side=min_side))
             for frame in frames:
                 frame.image.load()  # before the file closes
-        return frames, ""
+        return frames, None, ""
     except Exception as exc:  # any undecodable file is reported, not fatal
-        return [], f"cannot decode: {type(exc).__name__}: {exc}"
+        return [], None, f"cannot decode: {type(exc).__name__}: {exc}"
 
 
-def _combine(path: Path, frames: list[Frame], predictions: list[dict[str, float]], error: str) -> FileScore:
+def _combine(
+    path: Path, frames: list[Frame], predictions: list[dict[str, float]], error: str, times: list[float] | None = None
+) -> FileScore:
     """One file's result from its frames' predictions: the maximum per category."""
     if not frames:
         return FileScore(path, None, error)
-    if len(frames) == 1:
+    if len(frames) == 1 and times is None:
         return FileScore(path, predictions[0])
     scores = {name: max(p[name] for p in predictions) for name in predictions[0]}
     worst = max(range(len(frames)), key=lambda i: max(predictions[i].values()))
-    return FileScore(path, scores, worst_frame=frames[worst].index)
+    return FileScore(path, scores, worst_frame=frames[worst].index, worst_time=times[worst] if times else None)
 
 
 def score_files(
@@ -73,9 +88,9 @@ def score_files(
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         decoded = [_decode(path, classifier.min_decode_side, max_frames) for path in chunk]
-        predictions = iter(classifier.predict([frame.image for frames, _ in decoded for frame in frames]))
-        for path, (frames, error) in zip(chunk, decoded, strict=True):
-            results.append(_combine(path, frames, [next(predictions) for _ in frames], error))
+        predictions = iter(classifier.predict([frame.image for frames, _, _ in decoded for frame in frames]))
+        for path, (frames, times, error) in zip(chunk, decoded, strict=True):
+            results.append(_combine(path, frames, [next(predictions) for _ in frames], error, times))
         if progress is not None:
             progress.update(len(chunk))
     return results
@@ -88,9 +103,14 @@ def classify_each(
     animated file's scored frames)."""
     for path in paths:
         started = time.perf_counter()
-        frames, error = _decode(path, classifier.min_decode_side, max_frames)
+        frames, times, error = _decode(path, classifier.min_decode_side, max_frames)
         predictions = classifier.predict([frame.image for frame in frames]) if frames else []
-        result = _combine(path, frames, predictions, error)
+        result = _combine(path, frames, predictions, error, times)
         yield FileScore(
-            result.path, result.scores, result.error, (time.perf_counter() - started) * 1000, result.worst_frame
+            result.path,
+            result.scores,
+            result.error,
+            (time.perf_counter() - started) * 1000,
+            result.worst_frame,
+            result.worst_time,
         )

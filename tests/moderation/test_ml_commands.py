@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from moderation.models import ModelEvent, ModelVersion
 from moderation.services.model_versions import BASELINE_NAME, model_version_ensure_active
 from tests.images import animated, encode, photo, photo_frames
+from tests.videos import clip_with_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -92,14 +93,21 @@ def test_classify_walks_folders_and_writes_csv(tiny_checkpoint, tmp_path, capsys
     (folder / "notes.txt").write_text("ignored")
     # An animation whose later frame is the rocket: one row, the worst frame's scores.
     (folder / "cats-then-rocket.gif").write_bytes(animated(photo_frames(["chelsea", "coffee", "rocket"]), "GIF"))
+    # A video: one row, its worst sampled frame's time (the rocket from 2 s to 4 s).
+    (folder / "cat-then-rocket.mp4").write_bytes(
+        clip_with_insert(seconds=5, insert_at=2, safe="chelsea", harmful="rocket", size=(160, 112))
+    )
     out_csv = tmp_path / "out.csv"
     call_command("classify", str(folder), checkpoint=str(tiny_checkpoint), csv_path=str(out_csv))
     rows = {row["file"].rsplit("/", 1)[-1]: row for row in csv.DictReader(out_csv.open())}
-    assert set(rows) == {"rocket.jpg", "cat.png", "broken.jpg", "cats-then-rocket.gif"}
+    assert set(rows) == {"rocket.jpg", "cat.png", "broken.jpg", "cats-then-rocket.gif", "cat-then-rocket.mp4"}
+    video = rows["cat-then-rocket.mp4"]
+    assert video["prediction"] == "harmful" and 2.0 <= float(video["worst_time"]) < 4.0
     assert rows["rocket.jpg"]["prediction"] == "harmful"
     assert rows["cat.png"]["prediction"] == "safe"
     assert (rows["cats-then-rocket.gif"]["prediction"], rows["cats-then-rocket.gif"]["worst_frame"]) == ("harmful", "2")
     assert (rows["rocket.jpg"]["worst_frame"], rows["cat.png"]["worst_frame"]) == ("", "")
+    assert (rows["cats-then-rocket.gif"]["worst_time"], rows["rocket.jpg"]["worst_time"]) == ("", "")
     assert rows["broken.jpg"]["prediction"] == "error"
     for name in ("rocket.jpg", "cat.png"):
         row = rows[name]

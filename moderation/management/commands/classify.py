@@ -3,7 +3,8 @@
 Like the published MobileNetV2 NSFW CLI: prediction, latency in ms (decode, preprocessing and
 inference of that one file), safe and harmful scores, plus each category's score and what the
 current threshold policy would do with it. An animated file is one row: its scores are the maximum
-over its scored frames, and ``worst_frame`` says which frame scored highest.
+over its scored frames, and ``worst_frame`` says which frame scored highest; a video likewise,
+over its sampled frames, with ``worst_time`` in seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from moderation.services.policies import policy_current
 
 
 class Command(BaseCommand):
-    help = "Classify image files or folders; print prediction, latency (ms) and scores per file, optionally as CSV."
+    help = "Classify image and video files or folders; print prediction, latency (ms) and scores per file (CSV too)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", help="image files or folders (walked recursively)")
@@ -36,7 +37,7 @@ class Command(BaseCommand):
             path = Path(raw)
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
-            found = image_files(path)
+            found = image_files(path, videos=True)
             if path.is_dir() and not found:
                 self.stderr.write(f"no images in {path}")
             files.extend(found)
@@ -54,6 +55,7 @@ class Command(BaseCommand):
             *categories,
             "route",
             "worst_frame",
+            "worst_time",
         ]
         rows = []
         self.stdout.write(f"model {name}")
@@ -69,6 +71,7 @@ class Command(BaseCommand):
                     *[""] * len(categories),
                     result.error,
                     "",
+                    "",
                 ]
             else:
                 harmful = harmful_score(result.scores)
@@ -82,6 +85,7 @@ class Command(BaseCommand):
                     *[f"{result.scores[c]:.4f}" for c in categories],
                     route_scores(result.scores, thresholds).route.value,
                     "" if result.worst_frame is None else str(result.worst_frame),
+                    "" if result.worst_time is None else f"{result.worst_time:.3f}",
                 ]
             rows.append(row)
             self.stdout.write("  ".join(row))
