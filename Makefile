@@ -20,7 +20,15 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime-installed
 
 ## run: install, migrate, create demo users, then serve web + worker + beat on 127.0.0.1:8000
+# Written once: manage.py commands in another terminal read it (config/settings.py), so they see the
+# development settings `make run` uses without any variable set. Delete it to start over.
+LOCAL_ENV := $${VIGIL_VAR_DIR:-$(CURDIR)/var}/local.env
+
 run: $(VENV)/.runtime-installed
+	@test -f "$(LOCAL_ENV)" || { mkdir -p "$$(dirname "$(LOCAL_ENV)")" && \
+	  printf '# Written by make run: development settings for manage.py in any terminal.\nDJANGO_DEBUG=%s\nDJANGO_SECRET_KEY=%s\n' \
+	    "$(DJANGO_DEBUG)" "$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" > "$(LOCAL_ENV)" && \
+	  chmod 600 "$(LOCAL_ENV)" && echo "wrote $(LOCAL_ENV)"; }
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile

@@ -10,6 +10,28 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def load_env_file(path) -> list[str]:
+    """Set ``KEY=VALUE`` lines of ``path`` (``#`` comments, blank lines allowed) into the process
+    environment where it does not have them already: the environment always wins. Returns the
+    names it set; a missing file sets nothing."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()  # noqa: SIM115 (read at once)
+    except FileNotFoundError:
+        return []
+    loaded = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ImproperlyConfigured(f"{path}:{number}: expected NAME=VALUE, got {line!r}")
+        if name.strip() not in os.environ:
+            os.environ[name.strip()] = value.strip()
+            loaded.append(name.strip())
+    return loaded
+
+
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
 

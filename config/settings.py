@@ -1,7 +1,8 @@
 """Vigil settings, read from the environment.
 
 With no variables set, Vigil runs on embedded defaults: SQLite under ``var/``, media under
-``var/media/`` and Celery on kombu's filesystem transport under ``var/broker/``. Point it at real
+``var/media/`` and Celery on kombu's filesystem transport under ``var/broker/``; ``var/local.env``
+(written by ``make run``) fills in variables the environment lacks. Point it at real
 servers with ``DATABASE_URL`` and ``CELERY_BROKER_URL``. See README.md for every variable.
 """
 
@@ -14,10 +15,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VIGIL_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# `make run` writes this file once (DJANGO_DEBUG and a generated DJANGO_SECRET_KEY), so manage.py
+# commands typed in another terminal see the settings the running app has. Variables set in the
+# environment win; a deployment without the file reads the environment only.
+LOCAL_ENV_FILE = VAR_DIR / "local.env"
+load_env_file(LOCAL_ENV_FILE)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 

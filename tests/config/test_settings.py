@@ -131,3 +131,14 @@ def test_a_redis_cache_is_shared_between_processes(tmp_path):
 def test_a_cache_url_that_is_not_redis_fails_loudly(tmp_path):
     result = _django(tmp_path, "pass", VIGIL_CACHE_URL="memcached://x:11211")
     assert result.returncode != 0 and "VIGIL_CACHE_URL must be a redis://" in result.stderr
+
+
+def test_the_local_env_file_fills_in_what_the_environment_lacks(tmp_path):
+    """`make run` writes var/local.env so manage.py works in a fresh terminal; the environment wins."""
+    (tmp_path / "local.env").write_text("# made by make run\nDJANGO_DEBUG=1\n\nDJANGO_SECRET_KEY=" + "s" * 50 + "\n")
+    assert load_settings(tmp_path).returncode == 0  # no variable set: the file's development settings
+    refused = load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="django-insecure-short")
+    assert refused.returncode != 0 and "too weak" in refused.stderr  # the environment's values win
+    (tmp_path / "local.env").write_text("not a setting\n")
+    broken = load_settings(tmp_path, DJANGO_DEBUG="1")
+    assert broken.returncode != 0 and "local.env:1: expected NAME=VALUE" in broken.stderr
