@@ -32,6 +32,7 @@ def scored_frames(upload: Upload) -> list[dict]:
             "url": reverse("moderation:upload_frame", args=[upload.pk, frame["index"]]),
             "harmful": max(frame["scores"].values()),
             "worst": frame["index"] == score.worst_frame,
+            "time": frame.get("time"),  # videos: the sample's time in seconds
         }
         for frame in score.frames
     ]
@@ -44,18 +45,11 @@ def video_timeline(upload: Upload) -> dict | None:
     """For a scored video's review: the player's URL, the worst sampled frames (highest score
     first, at most five) with their times, and a score-over-time line (SVG polyline points in a
     100 × 20 box). None for anything else."""
-    score = upload.score
-    if upload.kind != Upload.Kind.VIDEO or score is None or not score.frames:
+    if upload.kind != Upload.Kind.VIDEO:
         return None
-    sampled = [
-        {
-            "index": frame["index"],
-            "time": frame["time"],
-            "harmful": max(frame["scores"].values()),
-            "url": reverse("moderation:upload_frame", args=[upload.pk, frame["index"]]),
-        }
-        for frame in score.frames
-    ]
+    sampled = scored_frames(upload)
+    if not sampled:
+        return None
     duration = max(upload.duration_seconds or 0.0, sampled[-1]["time"], 1e-6)
     points = " ".join(f"{100 * f['time'] / duration:.2f},{20 * (1 - f['harmful']):.2f}" for f in sampled)
     worst = sorted(sampled, key=lambda f: (-f["harmful"], f["time"]))[:WORST_SHOWN]

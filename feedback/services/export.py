@@ -36,7 +36,7 @@ from PIL import Image
 
 from media.frames import frame_at
 from media.video import frame_at_time
-from moderation.models import Score, Upload
+from moderation.models import Upload
 from reviews.models import Decision, ReviewRound
 
 SPLITS = ("train", "val")
@@ -157,7 +157,7 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         frames,
         worst_frame,
         kind,
-        score_id,
+        sampled,
     ) in _unique_images(
         rows,
         "label",
@@ -171,11 +171,11 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         "upload__frames",
         "upload__score__worst_frame",
         "upload__kind",
-        "upload__score_id",
+        "upload__score__frames",
     ):
         split = "val" if sha256 in val else "train"
         frame = (worst_frame or 0) if frames > 1 or kind == Upload.Kind.VIDEO else None
-        frame_time = _frame_time(score_id, frame) if kind == Upload.Kind.VIDEO else None
+        frame_time = _frame_time(sampled, frame) if kind == Upload.Kind.VIDEO else None
         if frame is None:
             name = f"{sha256}.{original.rsplit('.', 1)[-1].lower() if '.' in original else 'img'}"
         elif frame_time is not None:
@@ -199,10 +199,9 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         )
 
 
-def _frame_time(score_id: int | None, frame: int | None) -> float:
+def _frame_time(sampled: list[dict] | None, frame: int) -> float:
     """A video's exported frame time: its worst sampled frame's (the first frame if unscored)."""
-    sampled = Score.objects.filter(pk=score_id).values_list("frames", flat=True).first() or []
-    return float(sampled[frame]["time"]) if frame is not None and frame < len(sampled) else 0.0
+    return float(sampled[frame]["time"]) if sampled and frame < len(sampled) else 0.0
 
 
 @dataclass

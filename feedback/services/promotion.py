@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from django.conf import settings
-from scipy import stats
 
 SAMPLE_SIZE, FORCED, AUC, RECALL, ALL_MET = "sample_size", "forced", "auc", "recall", "all_met"
 MIN_PER_CLASS_FOR_INTERVAL = 5
@@ -86,6 +85,8 @@ class Verdict:
 
 def _auc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """ROC AUC along the last axis (Mann-Whitney from average ranks; ties count half)."""
+    from scipy import stats  # here, not at import: the web path imports this module for Rules
+
     ranks = stats.rankdata(scores, axis=-1)
     positive = labels == 1
     n1 = positive.sum(axis=-1)
@@ -140,6 +141,8 @@ def recall_figures(labels: np.ndarray, approved: np.ndarray, *, confidence: floa
     kept = int((harmful & ~approved.astype(bool)).sum())
     if not n:
         return {"kept": 0, "of": 0, "value": None, "interval": None}
+    from scipy import stats
+
     ci = stats.binomtest(kept, n).proportion_ci(confidence_level=confidence, method="wilson")
     return {"kept": kept, "of": n, "value": kept / n, "interval": [float(ci.low), float(ci.high)]}
 

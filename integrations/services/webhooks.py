@@ -83,14 +83,14 @@ def delivery_create(*, upload: Upload, event: str) -> WebhookDelivery | None:
 def deliveries_broadcast(*, change: Change) -> list[WebhookDelivery]:
     """Queue ``model.changed`` or ``policy.changed`` for every client with a webhook: what
     changed, and the model and policy that route uploads now. Call inside the change's transaction."""
-    from moderation.services.model_versions import model_version_ensure_active
     from moderation.services.policies import policy_current
 
     event = {
         Change.Kind.MODEL: WebhookDelivery.Event.MODEL_CHANGED,
         Change.Kind.POLICY: WebhookDelivery.Event.POLICY_CHANGED,
     }[change.kind]
-    policy, active = policy_current(), model_version_ensure_active()
+    policy = policy_current()
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     data = {
         "change": {
             "id": change.pk,
@@ -99,7 +99,7 @@ def deliveries_broadcast(*, change: Change) -> list[WebhookDelivery]:
             "model_version": change.model_version.name if change.model_version else None,
             "policy_version": change.policy.version if change.policy else None,
         },
-        "active_model": {"name": active.name, "categories": active.categories},
+        "active_model": {"name": active.name, "categories": active.categories} if active else None,
         "shadow_models": list(
             ModelVersion.objects.filter(status=ModelVersion.Status.SHADOW).order_by("pk").values_list("name", flat=True)
         ),

@@ -40,38 +40,63 @@ class FileScore:
     worst_time: float | None = None
 
 
-def _decode(path: Path, min_side: int, max_frames: int) -> tuple[list[Frame], list[float] | None, str]:
-    """The frames to score (a video's sampled frames, with their times), or an error."""
+VIDEO_BATCH = 8  # as the worker: a long video's frames are never all in memory at once
+
+
+def _is_video(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            video = looks_like_video(handle.read(16))
-        if video:
-            times: list[float] = []
-            frames = []
-            for index, sampled in enumerate(sample_frames(str(path))):
-                times.append(sampled.time)
-                frames.append(Frame(index, sampled.image))
-            return frames, times, "" if frames else "cannot decode: the video has no frame"
+            return looks_like_video(handle.read(16))
+    except OSError:
+        return False
+
+
+def _decode(path: Path, min_side: int, max_frames: int) -> tuple[list[Frame], str]:
+    """The frames of an image to score (all of an animation's, up to the cap), or an error."""
+    try:
         with Image.open(path) as image:
             frames = list(frames_to_score(image, cap=max_frames, min_side=min_side))
             for frame in frames:
                 frame.image.load()  # before the file closes
-        return frames, None, ""
+        return frames, ""
     except Exception as exc:  # any undecodable file is reported, not fatal
-        return [], None, f"cannot decode: {type(exc).__name__}: {exc}"
+        return [], f"cannot decode: {type(exc).__name__}: {exc}"
+
+
+def _score_video(classifier: Classifier, path: Path) -> FileScore:
+    """A video's sampled frames (media.video), scored in batches as they decode."""
+    scores: list[dict[str, float]] = []
+    times: list[float] = []
+    try:
+        batch = []
+        for sampled in sample_frames(str(path)):
+            batch.append(sampled)
+            if len(batch) == VIDEO_BATCH:
+                scores += classifier.predict([f.image for f in batch])
+                times += [f.time for f in batch]
+                batch = []
+        if batch:
+            scores += classifier.predict([f.image for f in batch])
+            times += [f.time for f in batch]
+    except Exception as exc:  # any undecodable file is reported, not fatal
+        return FileScore(path, None, f"cannot decode: {type(exc).__name__}: {exc}")
+    if not scores:
+        return FileScore(path, None, "cannot decode: the video has no frame")
+    return _combine(path, list(range(len(scores))), scores, "", times)
 
 
 def _combine(
-    path: Path, frames: list[Frame], predictions: list[dict[str, float]], error: str, times: list[float] | None = None
+    path: Path, indices: list[int], predictions: list[dict[str, float]], error: str, times: list[float] | None = None
 ) -> FileScore:
-    """One file's result from its frames' predictions: the maximum per category."""
-    if not frames:
+    """One file's result from its frames' predictions (``indices``: the frames' positions in the
+    file): the maximum per category, and the worst frame unless it is a still image."""
+    if not indices:
         return FileScore(path, None, error)
-    if len(frames) == 1 and times is None:
+    if len(indices) == 1 and times is None:
         return FileScore(path, predictions[0])
     scores = {name: max(p[name] for p in predictions) for name in predictions[0]}
-    worst = max(range(len(frames)), key=lambda i: max(predictions[i].values()))
-    return FileScore(path, scores, worst_frame=frames[worst].index, worst_time=times[worst] if times else None)
+    worst = max(range(len(indices)), key=lambda i: max(predictions[i].values()))
+    return FileScore(path, scores, worst_frame=indices[worst], worst_time=times[worst] if times else None)
 
 
 def score_files(
@@ -82,15 +107,22 @@ def score_files(
     progress=None,
     max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> list[FileScore]:
-    """Category scores for every file (the maximum over the frames of an animated one), in
-    batches of files; files that do not decode get an error instead."""
+    """Category scores for every file (the maximum over the frames of an animated one or the
+    sampled frames of a video), images in batches of files; files that do not decode get an
+    error instead."""
     results: list[FileScore] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        decoded = [_decode(path, classifier.min_decode_side, max_frames) for path in chunk]
-        predictions = iter(classifier.predict([frame.image for frames, _, _ in decoded for frame in frames]))
-        for path, (frames, times, error) in zip(chunk, decoded, strict=True):
-            results.append(_combine(path, frames, [next(predictions) for _ in frames], error, times))
+        videos = {path: _score_video(classifier, path) for path in chunk if _is_video(path)}
+        decoded = {path: _decode(path, classifier.min_decode_side, max_frames) for path in chunk if path not in videos}
+        predictions = iter(classifier.predict([frame.image for frames, _ in decoded.values() for frame in frames]))
+        for path in chunk:
+            if path in videos:
+                results.append(videos[path])
+            else:
+                frames, error = decoded[path]
+                indices = [frame.index for frame in frames]
+                results.append(_combine(path, indices, [next(predictions) for _ in frames], error))
         if progress is not None:
             progress.update(len(chunk))
     return results
@@ -100,12 +132,15 @@ def classify_each(
     classifier: Classifier, paths: Iterable[Path], *, max_frames: int = DEFAULT_MAX_FRAMES
 ) -> Iterable[FileScore]:
     """Score files one at a time, timing decode + preprocessing + inference for each (all of an
-    animated file's scored frames)."""
+    animated file's scored frames, all of a video's sampled ones)."""
     for path in paths:
         started = time.perf_counter()
-        frames, times, error = _decode(path, classifier.min_decode_side, max_frames)
-        predictions = classifier.predict([frame.image for frame in frames]) if frames else []
-        result = _combine(path, frames, predictions, error, times)
+        if _is_video(path):
+            result = _score_video(classifier, path)
+        else:
+            frames, error = _decode(path, classifier.min_decode_side, max_frames)
+            predictions = classifier.predict([frame.image for frame in frames]) if frames else []
+            result = _combine(path, [frame.index for frame in frames], predictions, error)
         yield FileScore(
             result.path,
             result.scores,

@@ -188,7 +188,9 @@ def _sparse_video_to_humans(upload: Upload, outcome: RoutingOutcome) -> RoutingO
     still be auto-rejected); a human decides."""
     if upload.kind != Upload.Kind.VIDEO or outcome.route != Route.APPROVE:
         return outcome
-    interval = sampling_interval(upload.duration_seconds or 0.0)
+    if upload.duration_seconds is None:
+        return RoutingOutcome(Route.QUEUE, "video of unknown length: a human decides")
+    interval = sampling_interval(upload.duration_seconds)
     if interval <= settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL:
         return outcome
     return RoutingOutcome(
