@@ -291,6 +291,10 @@ VIGIL_MAX_VIDEO_FPS = env_int("VIGIL_MAX_VIDEO_FPS", 120, minimum=1)
 # A video sampled more sparsely than this (seconds between regular samples; the interval grows
 # with the length, 1 s up to about a minute) is never auto-approved: a human decides.
 VIGIL_VIDEO_APPROVE_MAX_INTERVAL = env_float("VIGIL_VIDEO_APPROVE_MAX_INTERVAL", 2.0)
+# ... unless the worker scanned it whole: decoded every frame and scored each changed scene
+# (media/video.py). Done for videos of at most this many decoded megapixels (duration x fps x
+# width x height / 1e6; 30 min of 480p at 25 fps is about 18,400), which bounds the decode time.
+VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS = env_int("VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS", 60_000, minimum=0)
 # Frames of an animated image the model scores: all up to this many, evenly sampled beyond it.
 VIGIL_MAX_SCORED_FRAMES = env_int("VIGIL_MAX_SCORED_FRAMES", 32, minimum=1)
 VIGIL_DISPLAY_MAX_SIDE = env_int("VIGIL_DISPLAY_MAX_SIDE", 1024, minimum=64)

@@ -1,11 +1,13 @@
 """Probe a video and pick the frames to score, with PyAV (FFmpeg's libraries, no binary).
 
 A video is scored on sampled frames: one every :func:`sampling_interval` seconds (about 1 s for
-short clips, growing to 5 s for long ones) plus every keyframe. Encoders start a new keyframe at a
-scene cut, so a short insert (a couple of seconds of something else) starts on one; each keyframe
-is sampled no later than :data:`KEYFRAME_GAP` seconds after it, so an insert of two seconds is
-never skipped even when keyframes are dense (an all-intra stream). Frames are reached by seeking
-to the keyframe before them, so only the frames between a keyframe and a sample are decoded.
+short clips, growing to 5 s for long ones) plus every keyframe (each sampled no later than
+:data:`KEYFRAME_GAP` seconds after it; encoders start a keyframe at a scene cut). Between those,
+:class:`FrameSampler` scans: it decodes every frame in order and every :data:`CHECK_INTERVAL`
+seconds compares a thumbnail with the last frame scored, scoring any frame whose scene changed, so
+an insert of a couple of seconds is scored wherever it sits, even in a stream whose encoder put no
+keyframe at the cut. Videos too large to decode whole in the worker's budget are sampled by
+seeking to the keyframe before each sample instead, and say so (``covered`` is false).
 
 Never imports Django: the web process probes uploads with it, the worker samples frames.
 """
@@ -28,6 +30,13 @@ KEYFRAME_GAP = 1.0  # seconds: a keyframe is sampled no later than this after it
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 5.0
 FULL_INTERVAL_AT = 1800.0  # seconds of video at which the interval reaches MAX_INTERVAL
 TRUNCATION_SLACK = 1.0  # seconds the packets may fall short of the declared duration
+# Scanning (FrameSampler): a thumbnail every CHECK_INTERVAL seconds is compared with the last frame
+# scored; SCENE_CELLS of its cells changing by more than SCENE_LEVELS grey levels is a new scene.
+CHECK_INTERVAL = 0.5
+THUMBNAIL = (32, 18)
+SCENE_LEVELS = 24
+SCENE_CELLS = 0.04
+MIN_SCENE_BUDGET = 60  # scene samples allowed beyond the regular ones (at least; or as many as them)
 
 Source = str | IO[bytes]
 NOT_A_VIDEO = "The file is not an MP4, MOV, WebM or MKV video."
@@ -65,10 +74,12 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One sampled frame: its time in seconds from the start, and the upright RGB picture."""
+    """One sampled frame: its time in seconds from the start, the upright RGB picture, and why it
+    was sampled: ``sample`` (a regular or keyframe time) or ``scene`` (the scene changed)."""
 
     time: float
     image: Image.Image
+    why: str = "sample"
 
 
 def sampling_interval(duration: float) -> float:
@@ -244,25 +255,91 @@ def _half_frame(stream) -> float:
     return 0.5 / float(rate) if rate else 0.001
 
 
-def sample_frames(
-    source: Source, *, max_side: int | None = None, interval: float | None = None, limits: VideoLimits | None = None
-) -> Iterator[VideoFrame]:
-    """Yield the frames at :func:`sample_times` in order, as upright RGB pictures (at most
-    ``max_side`` pixels on the long side when given), one at a time so a caller scoring in
-    batches holds only a batch, and may stop early. ``interval`` overrides the regular step.
-    Raises :class:`VideoRejected` if the file does not probe (``limits``: none by default)."""
-    limits = limits or VideoLimits(max_seconds=math.inf, max_pixels=2**62, max_fps=math.inf)
-    info = probe(source, limits=limits)
-    with _open(source) as container:
-        stream = _stream(container)
-        stream.thread_type = "AUTO"
-        times = sample_times(info.duration, info.keyframes, interval=interval)
+class FrameSampler:
+    """The frames of one video to score, in order: iterate it for each :class:`VideoFrame`.
+
+    Probes ``source`` when made (raising :class:`VideoRejected`), then samples in one of two ways:
+
+    - **scan** (when the video's decoded pixels fit ``scan_megapixels``): every frame is decoded
+      in order and a frame is yielded at each :func:`sample_times` time, and besides, every
+      :data:`CHECK_INTERVAL` seconds a thumbnail of the current frame is compared with the last
+      frame yielded: a scene that differs (:func:`scene_differs`) is yielded too, so an insert
+      longer than the check interval is scored wherever it sits, keyframe or not, cut or fade.
+      ``covered`` is then true once the whole video was looked at that way, unless the scene
+      samples outgrew their budget (a video in constant motion), which is reported, not hidden.
+    - **seek** (longer or larger videos): the keyframe before each sample is sought and only the
+      frames from it to the sample are decoded; ``covered`` stays false.
+
+    ``scene_samples`` counts the frames yielded for a changed scene. Frames are yielded one at a
+    time so a caller scoring in batches holds only a batch, and may stop early (``covered`` then
+    stays false).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        max_side: int | None = None,
+        interval: float | None = None,
+        limits: VideoLimits | None = None,
+        scan_megapixels: float = math.inf,
+    ) -> None:
+        self.source = source
+        self.max_side = max_side
+        limits = limits or VideoLimits(max_seconds=math.inf, max_pixels=2**62, max_fps=math.inf)
+        self.info = probe(source, limits=limits)
+        self.times = sample_times(self.info.duration, self.info.keyframes, interval=interval)
+        frames = self.info.duration * (self.info.fps or 30.0)
+        self.scanned = frames * self.info.width * self.info.height / 1e6 <= scan_megapixels
+        self.covered = False
+        self.scene_samples = 0
+        self.scene_budget = max(len(self.times), MIN_SCENE_BUDGET)
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        with _open(self.source) as container:
+            stream = _stream(container)
+            stream.thread_type = "AUTO"
+            if self.scanned:
+                yield from self._scan(container, stream)
+                self.covered = self.scene_samples <= self.scene_budget
+            else:
+                yield from self._seek(container, stream)
+
+    def _frame(self, frame: av.VideoFrame, stream, why: str) -> VideoFrame:
+        return VideoFrame(round(_seconds(frame.pts, stream), 3), _picture(frame, self.max_side), why)
+
+    def _scan(self, container, stream) -> Iterator[VideoFrame]:
+        half = _half_frame(stream)
+        due = iter(self.times)
+        next_sample = next(due, math.inf)
+        next_check = CHECK_INTERVAL
+        reference = None  # the thumbnail of the last frame yielded
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            at = _seconds(frame.pts, stream)
+            if at >= next_sample - half:
+                while next_sample <= at + half:
+                    next_sample = next(due, math.inf)
+                yield self._frame(frame, stream, "sample")
+                reference, next_check = _thumbnail(frame), at + CHECK_INTERVAL
+            elif at >= next_check - half:
+                next_check = at + CHECK_INTERVAL
+                thumbnail = _thumbnail(frame)
+                if reference is not None and scene_differs(reference, thumbnail):
+                    self.scene_samples += 1
+                    if self.scene_samples <= self.scene_budget:
+                        yield self._frame(frame, stream, "scene")
+                        reference = thumbnail
+
+    def _seek(self, container, stream) -> Iterator[VideoFrame]:
+        keyframes = self.info.keyframes
         decoded: Iterator[av.VideoFrame] | None = None
         position = -math.inf  # time of the last frame decoded
         last: av.VideoFrame | None = None
-        for at in times:
-            before = bisect.bisect_right(info.keyframes, at + _half_frame(stream))
-            keyframe = info.keyframes[before - 1] if before else 0.0
+        for at in self.times:
+            before = bisect.bisect_right(keyframes, at + _half_frame(stream))
+            keyframe = keyframes[before - 1] if before else 0.0
             if decoded is None or keyframe > position or at < position:
                 container.seek(_pts(keyframe, stream), stream=stream, backward=True, any_frame=False)
                 decoded, last = container.decode(stream), None
@@ -271,7 +348,29 @@ def sample_frames(
                 return
             last = frame
             position = _seconds(frame.pts, stream)
-            yield VideoFrame(round(position, 3), _picture(frame, max_side))
+            yield self._frame(frame, stream, "sample")
+
+
+def sample_frames(
+    source: Source, *, max_side: int | None = None, interval: float | None = None, limits: VideoLimits | None = None
+) -> Iterator[VideoFrame]:
+    """Yield a :class:`FrameSampler`'s frames (scanning whatever the size). ``interval``
+    overrides the regular step. Raises :class:`VideoRejected` if the file does not probe
+    (``limits``: none by default)."""
+    return iter(FrameSampler(source, max_side=max_side, interval=interval, limits=limits))
+
+
+def _thumbnail(frame: av.VideoFrame):
+    """A small grey picture of ``frame`` for comparing scenes (one scaling call, no RGB)."""
+    return frame.reformat(width=THUMBNAIL[0], height=THUMBNAIL[1], format="gray").to_ndarray().astype("int16")
+
+
+def scene_differs(before, after) -> bool:
+    """Whether two thumbnails show a different scene: enough cells (:data:`SCENE_CELLS`) changed
+    by more than :data:`SCENE_LEVELS` grey levels. Local: a new object over part of a still
+    scene counts as well as a cut; steady camera noise and compression do not."""
+    changed = (abs(after - before) > SCENE_LEVELS).mean()
+    return bool(changed >= SCENE_CELLS)
 
 
 def _advance(decoded: Iterator[av.VideoFrame], stream, at: float, last: av.VideoFrame | None) -> av.VideoFrame | None:

@@ -133,6 +133,9 @@ class Score(models.Model):
     frames = models.JSONField(
         default=list, blank=True, help_text='Animated images only: [{"index": i, "scores": {...}}] per scored frame.'
     )
+    # Videos: whether the sampler scanned the whole video (every frame decoded, every changed scene
+    # scored: media.video.FrameSampler), which lets a long video be auto-approved. None for images.
+    covered = models.BooleanField(null=True, blank=True)
     # The per-category score bins (moderation/bins.py), the key metrics roll traffic up by.
     cell = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -38,7 +38,8 @@ class InspectedVideo:
 
     @property
     def frames(self) -> int:
-        """The frames the worker will sample (fewer if it stops early at a reject)."""
+        """The frames the worker will sample at least (more where scenes change, fewer if it
+        stops early at a reject): stored at intake, set to the frames sampled once routed."""
         return len(sample_times(self.info.duration, self.info.keyframes))
 
 

@@ -71,20 +71,22 @@ def audio_only(seconds: float = 1.0) -> bytes:
 def clip_with_insert(
     *,
     seconds: int,
-    insert_at: int,
-    insert_seconds: int = 2,
+    insert_at: float,
+    insert_seconds: float = 2,
     fps: int = 5,
     container: str = "mp4",
     codec: str = "libx264",
     safe: str = "coffee",
     harmful: str = "rocket",
     size: tuple[int, int] = (96, 64),
+    cut_keyframes: bool = True,
     **options,
 ) -> bytes:
     """A clip of a harmless photo (``safe``) with ``insert_seconds`` of another (``harmful``)
-    from ``insert_at`` seconds; the insert starts on a keyframe, like a scene cut."""
+    from ``insert_at`` seconds; the insert starts on a keyframe, like a scene cut, unless
+    ``cut_keyframes`` is false (an encoder told not to mark cuts)."""
     safe_frame, harmful_frame = photo_frames([safe, harmful], size=size)
-    start, stop = insert_at * fps, (insert_at + insert_seconds) * fps
+    start, stop = round(insert_at * fps), round((insert_at + insert_seconds) * fps)
     return encode_video(
         lambda i: harmful_frame if start <= i < stop else safe_frame,
         frames=seconds * fps,
@@ -92,7 +94,7 @@ def clip_with_insert(
         container=container,
         codec=codec,
         size=size,
-        keyframes_at={start, stop},
+        keyframes_at={start, stop} if cut_keyframes else frozenset(),
         **options,
     )
 

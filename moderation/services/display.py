@@ -96,8 +96,8 @@ def display_ensure(*, upload: Upload) -> str:
 
 def frame_webp(*, upload: Upload, index: int) -> bytes:
     """Frame ``index`` of ``upload``, re-encoded like the display derivative (not stored)."""
-    if not 0 <= index < upload.frames:
-        raise DisplayUnavailable(f"the image has no frame {index}")
+    if upload.kind != Upload.Kind.VIDEO and not 0 <= index < upload.frames:
+        raise DisplayUnavailable(f"the image has no frame {index}")  # a video's: sampled_time says
     return _webp(upload, index)
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from PIL import Image
 
 from media.frames import Frame, batched, frames_to_score
-from media.video import sample_frames, sampling_interval
+from media.video import FrameSampler, sampling_interval
 from moderation.classifiers import classifier_for
 from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
 from moderation.ml.loading import Classifier
@@ -56,6 +56,8 @@ class FramesScored:
     animated: bool
     seconds: float
     times: list[float] | None = None
+    covered: bool | None = None  # a video: whether the sampler scanned all of it (FrameSampler.covered)
+    whys: list[str] | None = None  # a video: why each frame was sampled ("sample" or "scene")
 
     @property
     def category_scores(self) -> dict[str, float]:
@@ -74,9 +76,10 @@ class FramesScored:
         if not self.animated:
             return []
         if self.times is not None:
+            whys = self.whys or ["sample"] * len(self.times)
             return [
-                {"index": index, "time": time, "scores": scores}
-                for (index, scores), time in zip(self.per_frame, self.times, strict=True)
+                {"index": index, "time": time, "why": why, "scores": scores}
+                for (index, scores), time, why in zip(self.per_frame, self.times, whys, strict=True)
             ]
         return [{"index": index, "scores": scores} for index, scores in self.per_frame]
 
@@ -98,15 +101,30 @@ def _decoded_frames(data: bytes, min_side: int) -> Iterator[Frame]:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 
 
-def _video_frames(data: bytes, times: list[float]) -> Iterator[Frame]:
-    """A video's sampled frames (:func:`media.video.sample_frames`), numbered in order; their times
-    go to ``times``. A decoding error is :class:`UndecodableImage`, as for images."""
-    try:
-        for index, sampled in enumerate(sample_frames(io.BytesIO(data))):
-            times.append(sampled.time)
-            yield Frame(index, sampled.image)
-    except Exception as exc:
-        raise UndecodableImage(f"the stored video cannot be decoded ({type(exc).__name__}: {exc})") from None
+class _VideoFrames:
+    """A video's sampled frames (:class:`media.video.FrameSampler`, scanning when the video's
+    pixels fit ``VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS``), numbered in order, with each one's time and
+    why it was sampled. A decoding error is :class:`UndecodableImage`, as for images."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.times: list[float] = []
+        self.whys: list[str] = []
+        self.sampler: FrameSampler | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            self.sampler = FrameSampler(io.BytesIO(self.data), scan_megapixels=settings.VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS)
+            for index, sampled in enumerate(self.sampler):
+                self.times.append(sampled.time)
+                self.whys.append(sampled.why)
+                yield Frame(index, sampled.image)
+        except Exception as exc:
+            raise UndecodableImage(f"the stored video cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+    @property
+    def covered(self) -> bool:
+        return self.sampler is not None and self.sampler.covered
 
 
 def _rejecting(scores: dict[str, float], thresholds: dict[str, dict[str, float]]) -> bool:
@@ -128,8 +146,7 @@ def frames_score(
     started = time.perf_counter()
     data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
     video = upload.kind == Upload.Kind.VIDEO
-    times: list[float] = []
-    frames = _video_frames(data, times) if video else _decoded_frames(data, classifier.min_decode_side)
+    frames = _VideoFrames(data) if video else _decoded_frames(data, classifier.min_decode_side)
     per_frame: list[tuple[int, dict[str, float]]] = []
     for batch in batched(frames, SCORING_BATCH):
         if not per_frame and on_first_frame is not None:
@@ -140,9 +157,11 @@ def frames_score(
             break
     if not per_frame:
         raise UndecodableImage("the stored video has no frame to score")
-    return FramesScored(
-        per_frame, video or upload.frames > 1, time.perf_counter() - started, times[: len(per_frame)] if video else None
-    )
+    seconds = time.perf_counter() - started
+    if not video:
+        return FramesScored(per_frame, upload.frames > 1, seconds)
+    kept = len(per_frame)
+    return FramesScored(per_frame, True, seconds, frames.times[:kept], frames.covered, frames.whys[:kept])
 
 
 def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesScored | None = None) -> Score:
@@ -165,6 +184,7 @@ def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesS
                 latency_ms=scored.seconds * 1000,
                 worst_frame=scored.worst_frame,
                 frames=scored.frames_record,
+                covered=scored.covered,
             )
     except IntegrityError:
         return Score.objects.get(upload=upload, model_version=model_version)
@@ -181,21 +201,25 @@ class Routed:
         return self.changed
 
 
-def _sparse_video_to_humans(upload: Upload, outcome: RoutingOutcome) -> RoutingOutcome:
-    """Fail closed on long videos: between regular samples only keyframes are looked at, so an
-    insert shorter than the interval that does not start on a keyframe could go unseen. A video
-    sampled more sparsely than ``VIGIL_VIDEO_APPROVE_MAX_INTERVAL`` is never auto-approved (it may
-    still be auto-rejected); a human decides."""
+def _sparse_video_to_humans(upload: Upload, score: Score, outcome: RoutingOutcome) -> RoutingOutcome:
+    """Fail closed on videos the sampler did not look at whole. A scanned video (every frame
+    decoded, a scene that changed scored: ``Score.covered``) may be auto-approved; otherwise only
+    the regular samples and keyframes were looked at, so an insert shorter than the interval that
+    does not start on a keyframe could go unseen, and a video sampled more sparsely than
+    ``VIGIL_VIDEO_APPROVE_MAX_INTERVAL`` is never auto-approved (it may still be auto-rejected)."""
     if upload.kind != Upload.Kind.VIDEO or outcome.route != Route.APPROVE:
         return outcome
     if upload.duration_seconds is None:
         return RoutingOutcome(Route.QUEUE, "video of unknown length: a human decides")
+    if score.covered:
+        return outcome
     interval = sampling_interval(upload.duration_seconds)
     if interval <= settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL:
         return outcome
     return RoutingOutcome(
         Route.QUEUE,
-        f"video sampled every {interval:.1f} s: a shorter insert could be missed, so a human decides",
+        f"video sampled every {interval:.1f} s and not scanned whole: a shorter insert could be missed, "
+        "so a human decides",
     )
 
 
@@ -203,7 +227,7 @@ def upload_route(*, upload: Upload, score: Score) -> Routed:
     """Route a pending upload by the current policy (storing the pHash the worker computed). Falsy
     if it was no longer pending."""
     policy = policy_current()
-    outcome = _sparse_video_to_humans(upload, route_scores(score.category_scores, policy.thresholds))
+    outcome = _sparse_video_to_humans(upload, score, route_scores(score.category_scores, policy.thresholds))
     known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
     if known_bad:
         nearest = known_bad[0]
@@ -214,7 +238,11 @@ def upload_route(*, upload: Upload, score: Score) -> Routed:
     now = timezone.now()
     final = outcome.route in (Route.APPROVE, Route.REJECT)
     with transaction.atomic():
-        changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.PENDING).update(
+        sampled = {"frames": len(score.frames)} if upload.kind == Upload.Kind.VIDEO and score.frames else {}
+        changed = Upload.objects.filter(
+            pk=upload.pk, status=Upload.Status.PENDING
+        ).update(
+            **sampled,  # a video: the frames actually sampled (scene changes add, an early stop removes)
             phash=upload.phash,
             status=outcome.route.value,
             decided_by=Upload.DecidedBy.AUTO if final else "",

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image, ImageStat
 
 from media.video import (
+    CHECK_INTERVAL,
     KEYFRAME_GAP,
+    FrameSampler,
     VideoLimits,
     VideoRejected,
     probe,
@@ -98,6 +100,70 @@ def test_a_two_second_insert_between_long_intervals_is_sampled_on_its_keyframe(c
     assert [f.time for f in frames] == [0.0, 5.0, 6.0, 8.0, 10.0, 15.0]
     assert [f.time for f in frames if _rocket(f.image)] == [6.0]
     assert all(f.image.mode == "RGB" and f.image.size == (96, 64) for f in frames)
+
+
+@pytest.mark.parametrize("insert_at", [21.2, 22.6, 23.4])
+def test_an_insert_without_a_keyframe_is_scored_by_the_scan_wherever_it_sits(insert_at):
+    # An encoder told to mark no cuts: one keyframe, and regular samples at 20 and 25 s around the insert.
+    data = clip_with_insert(seconds=40, insert_at=insert_at, cut_keyframes=False, gop=1000)
+    sampler = FrameSampler(io.BytesIO(data), interval=5)
+    assert sampler.info.keyframes == (0.0,) and sampler.scanned
+    frames = list(sampler)
+    scenes = [f for f in frames if f.why == "scene"]
+    assert [f.time for f in frames if f.why == "sample"] == [5.0 * n for n in range(8)]
+    # Scored within a check interval of the cut, and again when the scene changes back.
+    assert len(scenes) == 2 and all(_rocket(f.image) != (f is scenes[1]) for f in scenes)
+    assert insert_at <= scenes[0].time <= insert_at + CHECK_INTERVAL + 0.2
+    assert insert_at + 2 <= scenes[1].time <= insert_at + 2 + CHECK_INTERVAL + 0.2
+    assert sampler.covered and sampler.scene_samples == 2
+
+
+def test_without_the_scan_the_same_insert_is_missed_and_the_sampler_says_it_did_not_cover():
+    data = clip_with_insert(seconds=40, insert_at=21.2, cut_keyframes=False, gop=1000)
+    sampler = FrameSampler(io.BytesIO(data), interval=5, scan_megapixels=0)  # too large to scan
+    frames = list(sampler)
+    assert not sampler.scanned and not sampler.covered
+    assert [f.time for f in frames] == [5.0 * n for n in range(8)]
+    assert not any(_rocket(f.image) for f in frames)
+
+
+def test_a_slow_fade_into_another_scene_is_caught_against_the_last_frame_scored():
+    coffee, rocket = photo_frames(["coffee", "rocket"], size=(96, 64))
+    fps, fade = 10, (12.0, 16.0)  # 4 s fade: each half second alone changes little
+
+    def picture(index: int) -> Image.Image:
+        share = min(1.0, max(0.0, (index / fps - fade[0]) / (fade[1] - fade[0])))
+        return Image.blend(coffee, rocket, share)
+
+    data = encode_video(picture, frames=30 * fps, fps=fps, gop=1000)
+    frames = list(FrameSampler(io.BytesIO(data), interval=10))
+    assert any(f.why == "scene" and fade[0] < f.time < 20.0 for f in frames)
+    assert any(_rocket(f.image) and f.time < 20.0 for f in frames)
+
+
+def test_a_video_that_never_settles_stops_adding_scenes_and_is_not_covered():
+    noise = [Image.effect_noise((96, 64), 120).convert("RGB") for _ in range(4)]
+    shifted = [Image.eval(frame, lambda v, k=k: (v + 64 * k) % 256) for k, frame in enumerate(noise)]
+    data = encode_video(lambda i: shifted[i % 4], frames=200, fps=5, gop=1000)  # 40 s of flicker
+    sampler = FrameSampler(io.BytesIO(data), interval=5)
+    sampler.scene_budget = 10
+    frames = list(sampler)
+    assert len([f for f in frames if f.why == "scene"]) == 10
+    assert sampler.scene_samples > 10 and not sampler.covered
+
+
+def test_a_still_video_adds_no_scene_samples_and_is_covered():
+    data = clip_with_insert(seconds=30, insert_at=40, cut_keyframes=False, gop=1000)  # the insert never comes
+    sampler = FrameSampler(io.BytesIO(data), interval=5)
+    assert [f.why for f in sampler] == ["sample"] * 6 and sampler.covered
+
+
+def test_stopping_early_leaves_the_video_not_covered():
+    sampler = FrameSampler(io.BytesIO(clip_with_insert(seconds=10, insert_at=3)))
+    frames = iter(sampler)
+    next(frames)
+    frames.close()
+    assert not sampler.covered
 
 
 def test_the_default_interval_samples_each_second_of_a_short_clip_and_reads_from_a_path(tmp_path):

@@ -234,22 +234,39 @@ def test_a_two_second_insert_keeps_a_video_from_being_approved_and_its_time_is_t
     assert shown["duration_seconds"] == pytest.approx(10, abs=0.25)
 
 
-def test_a_video_sampled_more_sparsely_than_the_promise_is_never_auto_approved(uploader, admin_user, settings):
-    """Between regular samples only keyframes are seen: a video whose interval exceeds
-    VIGIL_VIDEO_APPROVE_MAX_INTERVAL goes to a human instead of being approved."""
+def test_a_sparsely_sampled_video_is_auto_approved_only_when_scanned_whole(uploader, admin_user, settings):
+    """Between regular samples only keyframes are seen unless the worker scanned every frame for
+    changed scenes: a video whose interval exceeds VIGIL_VIDEO_APPROVE_MAX_INTERVAL and that was
+    too large to scan goes to a human instead of being approved."""
     policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
     harmless = _video(seconds=4, insert_at=10)  # the insert lies past the end: all cat
+    settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL = 0.5  # the 1 s interval is sparser than promised
     approved = make_upload(uploader, harmless)
     upload_score(upload_id=approved.pk)
     approved.refresh_from_db()
-    assert (approved.status, approved.decided_by) == ("approved", "auto")  # sampled every 1 s
+    assert (approved.status, approved.decided_by, approved.score.covered) == ("approved", "auto", True)
 
-    settings.VIGIL_VIDEO_APPROVE_MAX_INTERVAL = 0.5
+    settings.VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS = 0  # too large to decode whole
     queued = make_upload(uploader, harmless, external_id="again")
     upload_score(upload_id=queued.pk)
     queued.refresh_from_db()
-    assert (queued.status, queued.decided_by) == ("queued", "")
-    assert queued.status_reason == "video sampled every 1.0 s: a shorter insert could be missed, so a human decides"
+    assert (queued.status, queued.decided_by, queued.score.covered) == ("queued", "", False)
+    assert queued.status_reason == (
+        "video sampled every 1.0 s and not scanned whole: a shorter insert could be missed, so a human decides"
+    )
+
+
+def test_an_insert_the_encoder_did_not_mark_is_found_by_the_scan_and_routed(uploader, admin_user):
+    policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
+    upload = make_upload(uploader, _video(seconds=40, insert_at=21.4, cut_keyframes=False, gop=1000))
+    upload_score(upload_id=upload.pk)
+    upload.refresh_from_db()
+    scenes = [f for f in upload.score.frames if f["why"] == "scene"]
+    assert [f["time"] for f in scenes] == [21.4, 23.4]  # at the cut, before the next sample; and back
+    approve_below = APPROVES_THE_CAT["weapon"]["approve_below"]
+    assert scenes[0]["scores"]["weapon"] >= approve_below > scenes[1]["scores"]["weapon"]
+    assert upload.status == "queued"
+    assert upload.frames == len(upload.score.frames) > 8  # the frames actually sampled
 
 
 def test_a_video_stops_scoring_once_a_frame_reaches_reject_from(uploader, admin_user):
