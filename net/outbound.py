@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -94,12 +94,16 @@ def parse_url(url: str) -> Target:
     )
 
 
-def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Ranges admins opened: ``VIGIL_OUTBOUND_ALLOWED_NETWORKS`` plus the AllowedNetwork rows."""
-    from integrations.models import AllowedNetwork
+# Callables that return more allowed ranges (the integrations app registers its AllowedNetwork rows
+# when it loads), so this module depends on no app.
+ALLOW_LIST_SOURCES: list[Callable[[], Iterable[str]]] = []
 
+
+def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Ranges admins opened: ``VIGIL_OUTBOUND_ALLOWED_NETWORKS`` plus :data:`ALLOW_LIST_SOURCES`'."""
     configured = list(settings.VIGIL_OUTBOUND_ALLOWED_NETWORKS)
-    configured += AllowedNetwork.objects.values_list("network", flat=True)
+    for source in ALLOW_LIST_SOURCES:
+        configured += source()
     return [ipaddress.ip_network(n, strict=False) for n in configured]
 
 

@@ -22,11 +22,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import ApiClient
-from integrations import outbound
 from integrations.models import WebhookAttempt, WebhookDelivery
 from integrations.signing import secret_new, signed_headers
 from moderation.models import Change, ModelVersion, Upload
 from moderation.serializers import UploadOutput
+from net import outbound
 
 logger = logging.getLogger(__name__)
 

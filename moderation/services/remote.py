@@ -3,11 +3,12 @@
 The web process only checks the URL's form (and refuses an IP-literal or ``localhost`` host that
 is not public); the worker resolves the name, refuses non-public addresses unless allow-listed,
 and reads at most ``VIGIL_MAX_UPLOAD_BYTES`` within ``VIGIL_FETCH_TIMEOUT_SECONDS``
-(``integrations.outbound``). An URL that cannot be fetched ends ``unavailable``, with the reason.
+(``net.outbound``). An URL that cannot be fetched ends ``unavailable``, with the reason.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import posixpath
 import uuid
@@ -18,24 +19,28 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations import outbound
 from moderation.models import Upload
 from moderation.services.intake import (
     UploadRejected,
     fields_check,
     files_delete,
     image_fields,
-    image_inspect,
     image_store,
+    media_inspect,
     scoring_enqueue,
     upload_submitted_before,
 )
 from moderation.services.outcomes import outcome_announce
 from moderation.signals import UPLOAD_UNAVAILABLE
+from net import outbound
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+ACCEPT = (
+    "image/jpeg, image/png, image/webp, image/gif;q=0.9, video/mp4, video/webm, video/quicktime, "
+    "video/x-matroska;q=0.9, */*;q=0.1"
+)
 
 
 class FetchRetry(Exception):
@@ -99,9 +104,9 @@ def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
         response = outbound.request(
             "GET",
             upload.source_url,
-            headers={"Accept": "image/jpeg, image/png, image/webp, image/gif;q=0.9, */*;q=0.1"},
+            headers={"Accept": ACCEPT},
             timeout=settings.VIGIL_FETCH_TIMEOUT_SECONDS,
-            max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES,
+            max_bytes=max(settings.VIGIL_MAX_UPLOAD_BYTES, settings.VIGIL_MAX_VIDEO_BYTES),
             max_redirects=settings.VIGIL_FETCH_MAX_REDIRECTS,
         )
     except outbound.OutboundUnavailable as exc:
@@ -120,10 +125,10 @@ def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
             raise FetchRetry(f"HTTP {response.status}")
         return _mark_unavailable(upload, f"Could not fetch the URL: the server answered HTTP {response.status}.")
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type and not (content_type.startswith("image/") or content_type == "application/octet-stream"):
-        return _mark_unavailable(upload, f"The URL is not an image (Content-Type {content_type}).")
+    if content_type and not content_type.startswith(("image/", "video/", "application/octet-stream")):
+        return _mark_unavailable(upload, f"The URL is not an image or a video (Content-Type {content_type}).")
     try:
-        image = image_inspect(response.body)
+        image = media_inspect(io.BytesIO(response.body))  # the bytes decide, as for an upload
     except UploadRejected as exc:
         return _mark_unavailable(upload, f"The URL's content was refused: {exc}")
     return _store_and_queue(upload, image)

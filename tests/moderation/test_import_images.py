@@ -161,6 +161,26 @@ def test_clean_folder_exits_zero(src, uploader):
 
 
 @pytest.mark.django_db
+def test_videos_are_imported_under_their_own_byte_limit(src, uploader, settings, media_root):
+    from tests.videos import clip_with_insert
+
+    clip = clip_with_insert(seconds=3, insert_at=1)
+    settings.VIGIL_MAX_UPLOAD_BYTES = len(clip) - 1  # images: smaller than the clip
+    settings.VIGIL_MAX_VIDEO_BYTES = len(clip)
+    (src / "clip.mp4").write_bytes(clip)
+    (src / "broken.webm").write_bytes(clip[: len(clip) // 2])
+
+    out, err, status = run(str(src), "--user", "uploader")
+
+    assert status == 1 and ": 1 submitted, 0 already imported, 1 rejected; " in out
+    assert "  broken.webm: The video" in err
+    upload = uploads_by_path()["clip.mp4"]
+    assert (upload.kind, upload.byte_size, upload.format) == ("video", len(clip), "MP4")
+    assert upload.duration_seconds == pytest.approx(3, abs=0.25)
+    assert stored_files(media_root) == [upload.original.name]
+
+
+@pytest.mark.django_db
 def test_empty_folder_imports_nothing(src, uploader):
     out, err, status = run(str(src), "--user", "uploader")
     assert (status, err) == (0, "")

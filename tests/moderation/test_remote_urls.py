@@ -55,6 +55,32 @@ def test_url_upload_is_fetched_stored_and_scored(api, receiver, allow_loopback, 
     assert (detail["status"], detail["decided_by"]) == ("approved", "auto")
 
 
+def test_a_video_url_is_fetched_under_the_video_limits_and_scored(api, receiver, allow_loopback, settings):
+    from tests.videos import clip_with_insert
+
+    clip = clip_with_insert(seconds=4, insert_at=10)
+    settings.VIGIL_MAX_UPLOAD_BYTES = 1000  # images only: the video's own limit applies to it
+    settings.VIGIL_MAX_VIDEO_BYTES = len(clip)
+    receiver.answers["/clips/cat.mp4"] = [Answer(body=clip, headers={"Content-Type": "video/mp4"})]
+    body = submit(api, receiver.url("/clips/cat.mp4"))
+    upload = Upload.objects.get(pk=body["id"])
+
+    assert upload_fetch(upload_id=upload.pk) == "pending"
+    upload.refresh_from_db()
+    assert (upload.kind, upload.format, upload.byte_size) == ("video", "MP4", len(clip))
+    assert "video/mp4" in receiver.requests[0].headers["Accept"]
+    upload_score(upload_id=upload.pk)
+    detail = api.get(f"{URL}{upload.pk}/").json()
+    assert detail["kind"] == "video" and len(detail["scored_frames"]) == 4
+
+    settings.VIGIL_MAX_VIDEO_BYTES = len(clip) - 1
+    receiver.answers["/clips/big.mp4"] = [Answer(body=clip, headers={"Content-Type": "video/mp4"})]
+    big = Upload.objects.get(pk=submit(api, receiver.url("/clips/big.mp4"))["id"])
+    assert upload_fetch(upload_id=big.pk) == "unavailable"
+    big.refresh_from_db()
+    assert big.status_reason.startswith("Could not fetch the URL: The response is larger than")
+
+
 def test_form_field_url_and_idempotent_external_id(api, receiver, allow_loopback):
     first = api.post(URL, {"url": receiver.url("/a.jpg"), "external_id": "x"}, format="multipart")
     again = api.post(URL, {"url": receiver.url("/a.jpg"), "external_id": "x"}, format="multipart")
@@ -87,7 +113,7 @@ def test_refused_urls_are_400_and_store_nothing(api, payload, message, media_roo
         (Answer(status=404), "Could not fetch the URL: the server answered HTTP 404."),
         (
             Answer(body=b"<html>hi</html>", headers={"Content-Type": "text/html"}),
-            "The URL is not an image (Content-Type text/html).",
+            "The URL is not an image or a video (Content-Type text/html).",
         ),
         (jpeg_answer(b"\xff\xd8\xff\xe0 not really a jpeg"), "The URL's content was refused: "),
         (jpeg_answer(b"x" * 5000), "Could not fetch the URL: The response is larger than 4,000 bytes."),
@@ -100,7 +126,7 @@ def test_refused_urls_are_400_and_store_nothing(api, payload, message, media_roo
 def test_unfetchable_urls_end_unavailable_with_the_reason(
     api, receiver, allow_loopback, settings, media_root, answer, reason
 ):
-    settings.VIGIL_MAX_UPLOAD_BYTES = 4000
+    settings.VIGIL_MAX_UPLOAD_BYTES = settings.VIGIL_MAX_VIDEO_BYTES = 4000
     receiver.answers["/img"] = [answer]
     upload_id = submit(api, receiver.url("/img"))["id"]
     assert upload_fetch(upload_id=upload_id) == "unavailable"

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from integrations import outbound
 from integrations.models import AllowedNetwork
+from net import outbound
 from tests.http_receiver import Answer
 
 pytestmark = pytest.mark.django_db

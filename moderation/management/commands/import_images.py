@@ -1,4 +1,5 @@
-"""``manage.py import_images DIR``: submit a folder of images, as a platform would, with a summary.
+"""``manage.py import_images DIR``: submit a folder of images and videos, as a platform would, with
+a summary.
 
 Every file goes through the same intake as the API (``upload_create``), so it is validated,
 stored and scored the same way. Each file's ``external_id`` is ``import:<path relative to DIR>``
@@ -90,7 +91,7 @@ def _plural(count: int, word: str) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Submit every image file in DIR through the normal intake (validated, stored, scored by the worker) "
+        "Submit every image and video file in DIR through the normal intake (validated, stored, scored by the worker) "
         "with a progress bar and a summary. Each file's external_id is 'import:<path relative to DIR>', so "
         "running it again only adds new files. Hidden files and folders are skipped; other files are judged "
         "by their content, not their name. Exit status: 0 when every file was accepted or already imported; "
@@ -98,7 +99,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("dir", help="folder of images")
+        parser.add_argument("dir", help="folder of images and videos")
         parser.add_argument(
             "--user",
             help="username of the submitter (default: the user of the only API client; required when there is "
@@ -158,7 +159,7 @@ class Command(BaseCommand):
             # One byte over the limit is enough for intake to refuse the file as too big. Reading
             # here keeps a storage error inside intake from passing for this file's read error.
             with path.open("rb") as handle:
-                data = handle.read(settings.VIGIL_MAX_UPLOAD_BYTES + 1)
+                data = handle.read(max(settings.VIGIL_MAX_UPLOAD_BYTES, settings.VIGIL_MAX_VIDEO_BYTES) + 1)
         except OSError as exc:
             return shown, "rejected", f"The file cannot be read: {exc.strerror or exc}."
         try:
