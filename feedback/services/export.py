@@ -12,7 +12,12 @@ are compared on stable validation images.
 **Animations.** The trainer reads one picture per file, so an animated upload is exported as
 the frame its routing score found worst (a PNG, ``<sha256>-frame<k>.png``, ``frame`` in the
 manifest): the first frame of a GIF whose fourth frame shows the gun would teach the wrong thing.
-A video likewise: its worst sampled frame, ``<sha256>-t<seconds>.png`` (``frame_time`` too).
+A video likewise, but several frames, each a row with the video's label and split (one split per
+video, so its frames never sit on both sides): ``<sha256>-t<seconds>.png`` (``frame`` and
+``frame_time`` say which). Up to :data:`VIDEO_FRAMES` sampled frames at least
+:data:`VIDEO_FRAME_GAP` seconds apart, the highest-scored first: for a video labelled harmful only
+those scored at least :data:`HARMFUL_SHARE` of its worst (the label is about the bad frames, not
+the cat before them); for one labelled safe, its highest-scored frames (the hard negatives).
 
 **Memory.** Rows stream from the database in chunks and image bytes are copied in blocks; only
 each image's sha256 and label are held (for the split), never the images.
@@ -174,34 +179,51 @@ def export_rows(filters: ExportFilters, *, val_fraction: float = 0.2, seed: int 
         "upload__score__frames",
     ):
         split = "val" if sha256 in val else "train"
-        frame = (worst_frame or 0) if frames > 1 or kind == Upload.Kind.VIDEO else None
-        frame_time = _frame_time(sampled, frame) if kind == Upload.Kind.VIDEO else None
-        if frame is None:
-            name = f"{sha256}.{original.rsplit('.', 1)[-1].lower() if '.' in original else 'img'}"
-        elif frame_time is not None:
-            name = f"{sha256}-t{frame_time:.3f}.png"
+        if kind == Upload.Kind.VIDEO:
+            pictures = [(index, at, f"{sha256}-t{at:.3f}.png") for index, at in video_frames_to_export(sampled, label)]
+        elif frames > 1:
+            pictures = [(worst_frame or 0, None, f"{sha256}-frame{worst_frame or 0}.png")]
         else:
-            name = f"{sha256}-frame{frame}.png"
-        yield ExportRow(
-            file=f"{split}/{label}/{name}",
-            label=label,
-            split=split,
-            sha256=sha256,
-            category=category,
-            model_score=score,
-            model_version=mv_name or "",
-            moderator=moderator,
-            decided_at=decided_at.isoformat(),
-            upload_id=str(upload_id),
-            storage_name=original,
-            frame=frame,
-            frame_time=frame_time,
-        )
+            pictures = [(None, None, f"{sha256}.{original.rsplit('.', 1)[-1].lower() if '.' in original else 'img'}")]
+        for frame, frame_time, name in pictures:
+            yield ExportRow(
+                file=f"{split}/{label}/{name}",
+                label=label,
+                split=split,
+                sha256=sha256,
+                category=category,
+                model_score=score,
+                model_version=mv_name or "",
+                moderator=moderator,
+                decided_at=decided_at.isoformat(),
+                upload_id=str(upload_id),
+                storage_name=original,
+                frame=frame,
+                frame_time=frame_time,
+            )
 
 
-def _frame_time(sampled: list[dict] | None, frame: int) -> float:
-    """A video's exported frame time: its worst sampled frame's (the first frame if unscored)."""
-    return float(sampled[frame]["time"]) if sampled and frame < len(sampled) else 0.0
+VIDEO_FRAMES = 3
+VIDEO_FRAME_GAP = 1.0  # seconds between a video's exported frames (neighbours look alike)
+HARMFUL_SHARE = 0.5
+
+
+def video_frames_to_export(sampled: list[dict] | None, label: str) -> list[tuple[int, float]]:
+    """A video's frames to export, as (sampled frame index, time), highest-scored first (see the
+    module's docstring); the first frame when the video has no scored frames."""
+    if not sampled:
+        return [(0, 0.0)]
+    ranked = sorted(sampled, key=lambda f: (-max(f["scores"].values()), f["time"]))
+    worst = max(ranked[0]["scores"].values())
+    chosen: list[dict] = []
+    for frame in ranked:
+        if len(chosen) == VIDEO_FRAMES:
+            break
+        if label == Decision.Label.HARMFUL and max(frame["scores"].values()) < HARMFUL_SHARE * worst:
+            break
+        if all(abs(frame["time"] - other["time"]) >= VIDEO_FRAME_GAP for other in chosen):
+            chosen.append(frame)
+    return [(frame["index"], float(frame["time"])) for frame in chosen]
 
 
 @dataclass
@@ -209,7 +231,7 @@ class ExportSummary:
     images: int = 0
     by_split_label: dict[str, int] = field(default_factory=dict)  # "train/harmful": n
 
-    def count(self, row: ExportRow) -> None:
+    def count(self, row: ExportRow) -> None:  # a file (a video counts once per exported frame)
         self.images += 1
         key = f"{row.split}/{row.label}"
         self.by_split_label[key] = self.by_split_label.get(key, 0) + 1

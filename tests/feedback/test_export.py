@@ -166,7 +166,7 @@ def test_an_animation_is_exported_as_its_worst_frame(tmp_path, moderator):
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_a_video_is_exported_as_its_worst_sampled_frame(tmp_path, moderator, admin_user):
+def test_a_video_is_exported_as_its_worst_sampled_frames_with_its_label(tmp_path, moderator, admin_user):
     from PIL import Image
 
     from media.video import frame_at_time
@@ -189,9 +189,33 @@ def test_a_video_is_exported_as_its_worst_sampled_frame(tmp_path, moderator, adm
     round_claim(round_id=round_.pk, moderator=moderator)
     decision_create(round_id=round_.pk, moderator=moderator, label="harmful", category="weapon")
 
-    export_imagefolder(tmp_path / "out", ExportFilters(), val_fraction=0, seed=1)
-    [row] = csv.DictReader((tmp_path / "out" / "manifest.csv").open())
-    assert row["file"] == f"train/harmful/{upload.sha256}-t{worst_time:.3f}.png"
-    assert (float(row["frame_time"]), int(row["frame"])) == (worst_time, upload.score.worst_frame)
-    exported = Image.open(tmp_path / "out" / row["file"]).convert("RGB")
-    assert exported.tobytes() == frame_at_time(io.BytesIO(video), worst_time).tobytes()
+    summary = export_imagefolder(tmp_path / "out", ExportFilters(), val_fraction=0, seed=1)
+    rows = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    # The two sampled frames of the insert (4 s and 5 s), the worst first; not the cat around them.
+    assert [float(row["frame_time"]) for row in rows] == [worst_time, 9.0 - worst_time]
+    assert rows[0]["file"] == f"train/harmful/{upload.sha256}-t{worst_time:.3f}.png"
+    assert int(rows[0]["frame"]) == upload.score.worst_frame and summary.images == 2
+    for row in rows:
+        assert (row["label"], row["split"], row["upload_id"]) == ("harmful", "train", str(upload.pk))
+        exported = Image.open(tmp_path / "out" / row["file"]).convert("RGB")
+        assert exported.tobytes() == frame_at_time(io.BytesIO(video), float(row["frame_time"])).tobytes()
+
+
+def _sampled(*scores: float) -> list[dict]:
+    return [{"index": i, "time": i * 0.5, "scores": {"weapon": s, "nudity": 0.0}} for i, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize(
+    ("label", "scores", "expected"),
+    [
+        # Harmful: only frames scored at least half the worst; neighbours under a second apart are skipped.
+        ("harmful", (0.1, 0.9, 0.85, 0.2, 0.6, 0.5), [(1, 0.5), (4, 2.0)]),
+        # Safe: the highest-scored frames (hard negatives), up to three, a second apart.
+        ("safe", (0.1, 0.3, 0.05, 0.2, 0.25, 0.01, 0.02), [(1, 0.5), (4, 2.0), (6, 3.0)]),
+    ],
+)
+def test_which_frames_of_a_video_are_exported(label, scores, expected):
+    from feedback.services.export import video_frames_to_export
+
+    assert video_frames_to_export(_sampled(*scores), label) == expected
+    assert video_frames_to_export([], label) == [(0, 0.0)]
