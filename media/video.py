@@ -110,13 +110,18 @@ def sample_times(
     return times
 
 
+def _codec(stream) -> str:
+    """The stream's format (``av1``), not the decoder FFmpeg picked for it (``libdav1d``)."""
+    return stream.codec_context.codec.canonical_name
+
+
 def _container_name(container: av.container.InputContainer, codec: str) -> str:
     demuxer = container.format.name
     if demuxer.startswith("mov"):
         brand = (container.metadata.get("major_brand") or "").strip()
         return "mov" if brand == "qt" else "mp4"
     if demuxer.startswith("matroska"):
-        codecs = {s.codec_context.name for s in container.streams if s.codec_context is not None}
+        codecs = {_codec(s) for s in container.streams if s.codec_context is not None}
         return "webm" if codecs <= {"vp8", "vp9", "av1", "opus", "vorbis"} else "mkv"
     raise VideoRejected(NOT_A_VIDEO)
 
@@ -176,7 +181,7 @@ def probe(source: Source, *, limits: VideoLimits) -> VideoInfo:
 
 def _probe(container: av.container.InputContainer, limits: VideoLimits) -> VideoInfo:
     stream = _stream(container)
-    codec = stream.codec_context.name
+    codec = _codec(stream)
     name = _container_name(container, codec)
     if codec not in VIDEO_CODECS:
         accepted = ", ".join(CODEC_NAMES.values())

@@ -30,6 +30,10 @@ FORMATS = [
     pytest.param("mkv", "libx264", "h264", id="h264-mkv"),
     pytest.param("webm", "libvpx-vp9", "vp9", id="vp9-webm"),
     pytest.param("webm", "libvpx", "vp8", id="vp8-webm"),
+    pytest.param("mp4", "libx265", "hevc", id="h265-mp4"),
+    pytest.param("mkv", "libx265", "hevc", id="h265-mkv"),
+    pytest.param("webm", "libsvtav1", "av1", id="av1-webm"),
+    pytest.param("mp4", "libsvtav1", "av1", id="av1-mp4"),
 ]
 
 
