@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
+from django.core.files.base import ContentFile
 from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageFile
 
@@ -47,6 +48,17 @@ class InspectedImage:
     @property
     def extension(self) -> str:
         return EXTENSIONS[self.format]
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.data)
+
+    def content(self) -> ContentFile:
+        """The bytes, for storage."""
+        return ContentFile(self.data)
+
+    def close(self) -> None:
+        """Nothing to release: the bytes are in memory (see ``InspectedVideo.close``)."""
 
 
 def read_limited(file: IO[bytes], *, max_bytes: int) -> bytes:

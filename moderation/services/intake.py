@@ -6,17 +6,17 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from typing import IO, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.template.defaultfilters import filesizeformat
 
 from media.video import VideoLimits, looks_like_video
-from moderation.imaging import NOT_AN_IMAGE, ImageRejected, InspectedImage, inspect_image, read_limited
+from moderation.imaging import NOT_AN_IMAGE, ImageRejected, InspectedImage, inspect_image
 from moderation.models import Upload
 from moderation.videos import InspectedVideo, VideoRejected, inspect_video
 
@@ -87,7 +87,8 @@ def upload_create(
     upload_id = uuid.uuid4()
     stored: list[str] = []
     try:
-        stored = image_store(upload_id=upload_id, image=image)
+        with closing(image):
+            stored = image_store(upload_id=upload_id, image=image)
         with transaction.atomic():
             upload = Upload.objects.create(
                 id=upload_id,
@@ -146,13 +147,12 @@ def _has_nul(value: object) -> bool:
 def media_inspect(file: IO[bytes]) -> InspectedImage | InspectedVideo:
     """Read and validate an image or a video, each against its own limits. The first bytes
     decide: an MP4/MOV or Matroska/WebM header is a video, anything else must be an image."""
-    try:
-        data = read_limited(file, max_bytes=max(settings.VIGIL_MAX_UPLOAD_BYTES, settings.VIGIL_MAX_VIDEO_BYTES))
-    except ImageRejected as exc:
-        raise UploadRejected(str(exc)) from None
-    if looks_like_video(data[:16]):
-        _check_bytes(data, settings.VIGIL_MAX_VIDEO_BYTES, "video")
-        return video_inspect(data)
+    head = file.read(16)
+    if looks_like_video(head):
+        return video_inspect(head, file)  # spooled, never read into memory whole
+    data = head + file.read(max(0, settings.VIGIL_MAX_UPLOAD_BYTES + 1 - len(head)))
+    if not data:
+        raise UploadRejected("The file is empty.")
     _check_bytes(data, settings.VIGIL_MAX_UPLOAD_BYTES, "file")
     try:
         return image_inspect(data)
@@ -167,15 +167,16 @@ def _check_bytes(data: bytes, limit: int, kind: str) -> None:
         raise UploadRejected(f"The {kind} is larger than the {filesizeformat(limit)} limit.")
 
 
-def video_inspect(data: bytes) -> InspectedVideo:
-    """Validate video bytes against the configured limits; :class:`UploadRejected` says why not."""
+def video_inspect(head: bytes, rest: IO[bytes]) -> InspectedVideo:
+    """Validate a video (its first bytes, then the rest of the stream) against the configured
+    limits; :class:`UploadRejected` says why not. Close the result when done with it."""
     limits = VideoLimits(
         max_seconds=settings.VIGIL_MAX_VIDEO_SECONDS,
         max_pixels=settings.VIGIL_MAX_VIDEO_PIXELS,
         max_fps=settings.VIGIL_MAX_VIDEO_FPS,
     )
     try:
-        return inspect_video(data, limits=limits)
+        return inspect_video(head, rest, limits=limits, max_bytes=settings.VIGIL_MAX_VIDEO_BYTES)
     except VideoRejected as exc:
         raise UploadRejected(str(exc)) from None
 
@@ -194,7 +195,7 @@ def image_store(*, upload_id: uuid.UUID, image: InspectedImage | InspectedVideo)
     """Save the original under a name only the upload id gives; returns the stored names. The
     display derivative and the perceptual hash come later, from the worker (services/display.py)."""
     shard = upload_id.hex[:2]
-    return [default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", ContentFile(image.data))]
+    return [default_storage.save(f"originals/{shard}/{upload_id.hex}.{image.extension}", image.content())]
 
 
 def image_fields(image: InspectedImage | InspectedVideo, stored: list[str]) -> dict:
@@ -209,7 +210,7 @@ def image_fields(image: InspectedImage | InspectedVideo, stored: list[str]) -> d
         "width": image.width,
         "height": image.height,
         "frames": image.frames,
-        "byte_size": len(image.data),
+        "byte_size": image.byte_size,
     }
 
 

@@ -12,6 +12,7 @@ import io
 import logging
 import posixpath
 import uuid
+from contextlib import closing
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
@@ -135,7 +136,8 @@ def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
 
 
 def _store_and_queue(upload: Upload, image) -> str:
-    stored = image_store(upload_id=upload.pk, image=image)
+    with closing(image):
+        stored = image_store(upload_id=upload.pk, image=image)
     try:
         with transaction.atomic():
             changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(

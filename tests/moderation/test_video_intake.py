@@ -128,3 +128,45 @@ def test_the_upload_page_shows_why_a_video_is_refused(client, uploader, media_ro
     assert response.status_code == 400
     assert "The file has no video stream." in response.content.decode()
     assert not Upload.objects.exists() and stored_files(media_root) == []
+
+
+class CountingReader(io.BytesIO):
+    """A stream that counts the bytes handed out."""
+
+    handed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = super().read(size)
+        self.handed += len(block)
+        return block
+
+
+@pytest.mark.django_db
+def test_a_video_larger_than_the_memory_spool_is_stored_whole(uploader, media_root, monkeypatch):
+    import hashlib
+
+    from django.core.files.storage import default_storage
+
+    from moderation import videos
+    from moderation.services.intake import upload_create
+
+    data = clip_with_insert(seconds=10, insert_at=3, size=(320, 224))
+    monkeypatch.setattr(videos, "SPOOL_IN_MEMORY", len(data) // 4)  # so it rolls over to a temporary file
+    monkeypatch.setattr(videos, "BLOCK", 4096)
+    upload, created = upload_create(submitter=uploader, file=CountingReader(data), filename="clip.mp4")
+    assert created and (upload.kind, upload.byte_size) == ("video", len(data))
+    with default_storage.open(upload.original.name, "rb") as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == upload.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.django_db
+def test_an_oversized_video_stream_is_refused_once_past_the_limit_not_read_to_the_end(uploader, settings, media_root):
+    from moderation import videos
+    from moderation.services.intake import UploadRejected, upload_create
+
+    settings.VIGIL_MAX_VIDEO_BYTES = 10_000
+    stream = CountingReader(clip_with_insert(seconds=2, insert_at=1) + b"\0" * (20 * videos.BLOCK))
+    with pytest.raises(UploadRejected, match="The video is larger than the 9.8\xa0KB limit."):
+        upload_create(submitter=uploader, file=stream, filename="big.mp4")
+    assert stream.handed <= 10_000 + videos.BLOCK + 16
+    assert stored_files(media_root) == [] and not Upload.objects.exists()
