@@ -33,7 +33,7 @@ TRUNCATION_SLACK = 1.0  # seconds the packets may fall short of the declared dur
 # Scanning (FrameSampler): a thumbnail every CHECK_INTERVAL seconds is compared with the last frame
 # scored; SCENE_CELLS of its cells changing by more than SCENE_LEVELS grey levels is a new scene.
 CHECK_INTERVAL = 0.5
-THUMBNAIL = (32, 18)
+THUMBNAIL = (64, 36)
 SCENE_LEVELS = 24
 SCENE_CELLS = 0.04
 MIN_SCENE_BUDGET = 60  # scene samples allowed beyond the regular ones (at least; or as many as them)
@@ -275,7 +275,9 @@ class FrameSampler:
     - **seek** (longer or larger videos): the keyframe before each sample is sought and only the
       frames from it to the sample are decoded; ``covered`` stays false.
 
-    ``scene_samples`` counts the frames yielded for a changed scene. Frames are yielded one at a
+    ``scene_samples`` counts the frames yielded for a changed scene. When scanning, a regular
+    sample whose thumbnail matches the last frame yielded in every cell (:func:`same_picture`) is
+    not yielded again (``unchanged`` counts them): a still scene costs the model one frame. Frames are yielded one at a
     time so a caller scoring in batches holds only a batch, and may stop early (``covered`` then
     stays false).
     """
@@ -298,6 +300,7 @@ class FrameSampler:
         self.scanned = frames * self.info.width * self.info.height / 1e6 <= scan_megapixels
         self.covered = False
         self.scene_samples = 0
+        self.unchanged = 0
         self.scene_budget = max(len(self.times), MIN_SCENE_BUDGET)
 
     def __iter__(self) -> Iterator[VideoFrame]:
@@ -326,8 +329,13 @@ class FrameSampler:
             if at >= next_sample - half:
                 while next_sample <= at + half:
                     next_sample = next(due, math.inf)
+                next_check = at + CHECK_INTERVAL
+                thumbnail = _thumbnail(frame)
+                if reference is not None and same_picture(reference, thumbnail):
+                    self.unchanged += 1  # the frame scored last, again: nothing new for the model
+                    continue
                 yield self._frame(frame, stream, "sample")
-                reference, next_check = _thumbnail(frame), at + CHECK_INTERVAL
+                reference = thumbnail
             elif at >= next_check - half:
                 next_check = at + CHECK_INTERVAL
                 thumbnail = _thumbnail(frame)
@@ -368,6 +376,13 @@ def sample_frames(
 def _thumbnail(frame: av.VideoFrame):
     """A small grey picture of ``frame`` for comparing scenes (one scaling call, no RGB)."""
     return frame.reformat(width=THUMBNAIL[0], height=THUMBNAIL[1], format="gray").to_ndarray().astype("int16")
+
+
+def same_picture(before, after) -> bool:
+    """Whether two thumbnails show the same picture: no cell changed by more than
+    :data:`SCENE_LEVELS`. A cell is about as large as four pixels of the model's input (a 480p
+    frame is scaled to 224-288 px), so what this cannot see the model could hardly see either."""
+    return bool((abs(after - before) <= SCENE_LEVELS).all())
 
 
 def scene_differs(before, after) -> bool:

@@ -100,10 +100,16 @@ def test_a_two_second_insert_between_long_intervals_is_sampled_on_its_keyframe(c
     if encoder not in av.codecs_available:
         pytest.skip(f"{encoder} is not in this PyAV build")
     data = clip_with_insert(seconds=20, insert_at=6, container=container, codec=encoder, gop=250)
-    frames = list(sample_frames(io.BytesIO(data), interval=5))  # regular samples at 0, 5, 10, 15 miss it
+    # Seeking (a video too large to scan): regular samples at 0, 5, 10, 15 would miss it.
+    frames = list(FrameSampler(io.BytesIO(data), interval=5, scan_megapixels=0))
     assert [f.time for f in frames] == [0.0, 5.0, 6.0, 8.0, 10.0, 15.0]
     assert [f.time for f in frames if _rocket(f.image)] == [6.0]
     assert all(f.image.mode == "RGB" and f.image.size == (96, 64) for f in frames)
+    # Scanning: the same keyframes; the regular samples showing the frame scored last are not scored again.
+    sampler = FrameSampler(io.BytesIO(data), interval=5)
+    frames = list(sampler)
+    assert [(f.time, _rocket(f.image)) for f in frames] == [(0.0, False), (6.0, True), (8.0, False)]
+    assert sampler.unchanged == 3 and sampler.covered
 
 
 @pytest.mark.parametrize("insert_at", [21.2, 22.6, 23.4])
@@ -114,7 +120,8 @@ def test_an_insert_without_a_keyframe_is_scored_by_the_scan_wherever_it_sits(ins
     assert sampler.info.keyframes == (0.0,) and sampler.scanned
     frames = list(sampler)
     scenes = [f for f in frames if f.why == "scene"]
-    assert [f.time for f in frames if f.why == "sample"] == [5.0 * n for n in range(8)]
+    assert [f.time for f in frames if f.why == "sample"] == [0.0]  # the others show the same coffee
+    assert sampler.unchanged == 7
     # Scored within a check interval of the cut, and again when the scene changes back.
     assert len(scenes) == 2 and all(_rocket(f.image) != (f is scenes[1]) for f in scenes)
     assert insert_at <= scenes[0].time <= insert_at + CHECK_INTERVAL + 0.2
@@ -159,7 +166,7 @@ def test_a_video_that_never_settles_stops_adding_scenes_and_is_not_covered():
 def test_a_still_video_adds_no_scene_samples_and_is_covered():
     data = clip_with_insert(seconds=30, insert_at=40, cut_keyframes=False, gop=1000)  # the insert never comes
     sampler = FrameSampler(io.BytesIO(data), interval=5)
-    assert [f.why for f in sampler] == ["sample"] * 6 and sampler.covered
+    assert [f.why for f in sampler] == ["sample"] and sampler.covered and sampler.unchanged == 5
 
 
 def test_stopping_early_leaves_the_video_not_covered():
@@ -170,10 +177,10 @@ def test_stopping_early_leaves_the_video_not_covered():
     assert not sampler.covered
 
 
-def test_the_default_interval_samples_each_second_of_a_short_clip_and_reads_from_a_path(tmp_path):
+def test_seeking_samples_each_second_of_a_short_clip_and_reads_from_a_path(tmp_path):
     path = tmp_path / "clip.mp4"
     path.write_bytes(clip_with_insert(seconds=10, insert_at=3))
-    frames = list(sample_frames(str(path), max_side=48))
+    frames = list(FrameSampler(str(path), max_side=48, scan_megapixels=0))
     assert [f.time for f in frames] == [float(s) for s in range(10)]
     assert [f.time for f in frames if _rocket(f.image)] == [3.0, 4.0]
     assert frames[0].image.size == (48, 32)
@@ -247,3 +254,14 @@ def test_each_limit_has_its_message():
 def test_codecs_outside_the_list_are_refused():
     data = encode_video(lambda i: Image.new("RGB", (8, 8)), frames=10, codec="mpeg4")
     assert "encoded as mpeg4; accepted codecs are H.264, H.265, VP8, VP9, AV1" in _rejected(data)
+
+
+def test_a_small_change_in_a_still_scene_is_scored_at_the_next_regular_sample():
+    """Below the scene threshold (a small object over part of the frame) the regular samples
+    still look: only a frame identical to the last one scored is skipped."""
+    coffee = photo_frames(["coffee"], size=(320, 180))[0]
+    marked = coffee.copy()
+    marked.paste((255, 0, 0), (150, 80, 170, 100))  # 20 x 20 pixels: well under 4 % of the frame
+    data = encode_video(lambda i: marked if 60 <= i < 90 else coffee, frames=150, fps=5, gop=1000, size=(320, 180))
+    frames = list(FrameSampler(io.BytesIO(data), interval=5))  # regular samples at 0, 5, 10, 15, 20, 25
+    assert [(f.time, f.why) for f in frames] == [(0.0, "sample"), (15.0, "sample"), (20.0, "sample")]

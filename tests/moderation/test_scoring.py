@@ -211,7 +211,10 @@ def _video(**options) -> bytes:
     return clip_with_insert(safe="chelsea", harmful="astronaut", size=(320, 224), **options)
 
 
-def test_a_two_second_insert_keeps_a_video_from_being_approved_and_its_time_is_the_worst(uploader, admin_user):
+def test_a_two_second_insert_keeps_a_video_from_being_approved_and_its_time_is_the_worst(
+    uploader, admin_user, settings
+):
+    settings.VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS = 0  # every regular sample, still pictures or not
     policy_create(thresholds=APPROVES_THE_CAT, reason="approve the cat", created_by=admin_user)
     upload = make_upload(uploader, _video(seconds=10, insert_at=4, container="webm", codec="libvpx-vp9"))
     assert upload.kind == "video" and upload.frames == 10
@@ -266,10 +269,12 @@ def test_an_insert_the_encoder_did_not_mark_is_found_by_the_scan_and_routed(uplo
     approve_below = APPROVES_THE_CAT["weapon"]["approve_below"]
     assert scenes[0]["scores"]["weapon"] >= approve_below > scenes[1]["scores"]["weapon"]
     assert upload.status == "queued"
-    assert upload.frames == len(upload.score.frames) > 8  # the frames actually sampled
+    assert [(f["time"], f["why"]) for f in upload.score.frames] == [(0.0, "sample"), (21.4, "scene"), (23.4, "scene")]
+    assert upload.frames == 3  # the frames actually sampled: the still cat once, not at every regular sample
 
 
-def test_a_video_stops_scoring_once_a_frame_reaches_reject_from(uploader, admin_user):
+def test_a_video_stops_scoring_once_a_frame_reaches_reject_from(uploader, admin_user, settings):
+    settings.VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS = 0  # every regular sample, still pictures or not
     thresholds = {
         "weapon": {"approve_below": 0.001, "reject_from": 0.002},
         "nudity": {"approve_below": 0.2, "reject_from": 0.8},
