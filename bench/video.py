@@ -5,7 +5,8 @@
 Generates three H.264 MP4s with PyAV (setup, not timed): a 10-second clip, a 2-minute 1080p
 video and a long 480p video (30 minutes by default), all 25 fps, encoded with x264's
 ``ultrafast`` preset, which marks no scene cuts: a keyframe every 10 s only, the hard case. Each
-shows harmless scikit-image photos, changing every 7 s, with 2-second inserts of the rocket photo
+shows harmless scikit-image photos through a slowly panning camera (24 px/s, so no two frames are
+alike), changing every 7 s, with 2-second inserts of the rocket photo
 at odd times (one in the short ones, five in the long one, at different offsets from the sampling
 grid). Then, as the worker does it:
 
@@ -35,6 +36,7 @@ from pathlib import Path
 
 PROPOSAL_SECONDS_PER_30_MIN = 60.0
 FPS = 25
+PAN_SPEED = 24  # pixels a second the camera pans over each photo
 BATCH = 8
 
 
@@ -48,10 +50,14 @@ def _photos(size: tuple[int, int]):
 
 
 def generate(path: Path, *, seconds: int, size: tuple[int, int], inserts: list[float]) -> None:
+    """Harmless photos, each for 7 s, seen through a slowly panning camera (so no two frames are
+    the same, as in real footage), with 2-second still inserts of the rocket."""
     import av
+    from PIL import Image
 
+    width, height = size
     safe, harmful = _photos(size)
-    frames = [av.VideoFrame.from_image(image) for image in safe]
+    wide = [photo.resize((width * 5 // 4, height * 5 // 4), Image.Resampling.BILINEAR) for photo in safe]
     insert = av.VideoFrame.from_image(harmful)
     with av.open(str(path), mode="w") as output:
         stream = output.add_stream("libx264", rate=FPS)
@@ -60,8 +66,12 @@ def generate(path: Path, *, seconds: int, size: tuple[int, int], inserts: list[f
         stream.options = {"preset": "ultrafast", "g": str(10 * FPS)}
         for index in range(seconds * FPS):
             t = index / FPS
-            inside = any(at <= t < at + 2 for at in inserts)
-            frame = insert if inside else frames[int(t // 7) % len(frames)]
+            if any(at <= t < at + 2 for at in inserts):
+                frame = insert
+            else:
+                photo = wide[int(t // 7) % len(wide)]
+                x, y = int(t % 7 * PAN_SPEED), int(t % 7 * PAN_SPEED / 3)  # pixels a second
+                frame = av.VideoFrame.from_image(photo.crop((x, y, x + width, y + height)))
             frame.pts = index
             frame.time_base = Fraction(1, FPS)
             for packet in stream.encode(frame):
