@@ -319,6 +319,23 @@ VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS
 VIGIL_WEBHOOK_ALLOW_HTTP = env_bool("VIGIL_WEBHOOK_ALLOW_HTTP", DEBUG)
 VIGIL_SCORE_MAX_ATTEMPTS = env_int("VIGIL_SCORE_MAX_ATTEMPTS", 3, minimum=1)
 VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS", 300, minimum=10)
+# Work leases (moderation/services/leases.py): a worker scoring or fetching an upload renews its
+# lease every third of this; one silent for longer is presumed dead and the sweeper (every
+# VIGIL_SWEEP_INTERVAL_SECONDS) sends the upload again. After VIGIL_SCORE_MAX_INTERRUPTIONS such
+# deaths on one upload it goes to humans as failed, undecoded (a file that crashes the decoder).
+VIGIL_SCORING_LEASE_SECONDS = env_int("VIGIL_SCORING_LEASE_SECONDS", 15, minimum=3)
+VIGIL_SCORE_MAX_INTERRUPTIONS = env_int("VIGIL_SCORE_MAX_INTERRUPTIONS", 2, minimum=1)
+VIGIL_SWEEP_INTERVAL_SECONDS = env_int("VIGIL_SWEEP_INTERVAL_SECONDS", 10, minimum=1)
+# Worker heartbeats (moderation/heartbeat.py) and what /readyz, /metrics and the admin banner call
+# degraded: no scoring worker seen for VIGIL_WORKER_STALE_SECONDS, or an upload pending longer
+# than VIGIL_READY_PENDING_MAX_SECONDS.
+VIGIL_WORKER_HEARTBEAT_SECONDS = env_int("VIGIL_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+VIGIL_WORKER_STALE_SECONDS = env_int("VIGIL_WORKER_STALE_SECONDS", 30, minimum=2)
+VIGIL_READY_PENDING_MAX_SECONDS = env_int("VIGIL_READY_PENDING_MAX_SECONDS", 300, minimum=1)
+# Orphan files (moderation/services/storage_sweep.py): stored files no row references, older than
+# the grace period, are deleted every VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS.
+VIGIL_STORAGE_SWEEP_GRACE_SECONDS = env_int("VIGIL_STORAGE_SWEEP_GRACE_SECONDS", 3600, minimum=60)
+VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS = env_int("VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS", 3600, minimum=60)
 # Registered model weights (copied here by `register_model`); shared storage when workers run on several machines.
 VIGIL_MODEL_DIR = Path(env_str("VIGIL_MODEL_DIR", str(VAR_DIR / "models")))
 VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)  # 0: one per core
@@ -373,8 +390,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# Beat writes these into django-celery-beat's tables when it starts (DatabaseScheduler's
+# update_from_dict), so a changed interval here takes effect at the next beat start.
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-uploads": {"task": "moderation.tasks.requeue_stale_uploads", "schedule": 60.0},
+    "requeue-stale-uploads": {
+        "task": "moderation.tasks.requeue_stale_uploads",
+        "schedule": float(VIGIL_SWEEP_INTERVAL_SECONDS),
+    },
+    "sweep-storage": {
+        "task": "moderation.tasks.sweep_storage",
+        "schedule": float(VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS),
+    },
     "refresh-metrics-rollups": {"task": "metrics.tasks.refresh_rollups", "schedule": 60.0},
     "requeue-due-webhooks": {"task": "integrations.tasks.requeue_due_webhooks", "schedule": 60.0},
 }

@@ -58,6 +58,14 @@ class Upload(models.Model):
     score = models.ForeignKey("Score", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     policy = models.ForeignKey("ThresholdPolicy", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     score_attempts = models.PositiveSmallIntegerField(default=0)
+    # The work lease (services/leases.py): the worker that is scoring (or fetching) the upload now,
+    # when it started and when it last said it was still at it. An expired lease means the worker
+    # died mid-task: the sweeper sends the upload again and counts an interruption; after
+    # VIGIL_SCORE_MAX_INTERRUPTIONS of them the upload goes to humans undecoded.
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_started_at = models.DateTimeField(null=True, blank=True)
+    lease_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_interruptions = models.PositiveSmallIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True)
     routed_at = models.DateTimeField(null=True, blank=True)
@@ -82,6 +90,7 @@ class Upload(models.Model):
             models.Index(fields=["submitter", "-created_at"], name="upload_submitter_created"),
             models.Index(fields=["updated_at"], name="upload_updated"),
             models.Index(fields=["decided_at"], name="upload_decided"),
+            models.Index(fields=["status", "lease_heartbeat_at"], name="upload_status_heartbeat"),
         ]
 
     def __str__(self) -> str:
@@ -333,3 +342,42 @@ class ChangesSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} saw changes up to {self.last_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's sign of life, written every ``VIGIL_WORKER_HEARTBEAT_SECONDS`` by a
+    thread in its main process (moderation/heartbeat.py) and removed on a clean stop. Readiness
+    and ``/metrics`` count the scoring workers seen recently."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queues = models.JSONField(default=list)
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (seen {self.last_seen_at:%H:%M:%S})"
+
+
+class StorageSweep(models.Model):
+    """One run of the orphan-file sweep (services/storage_sweep.py): what it looked at and removed.
+    ``/metrics`` adds the runs up."""
+
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    scanned = models.PositiveIntegerField(default=0)
+    orphans = models.PositiveIntegerField(default=0, help_text="Unreferenced files older than the grace period.")
+    deleted = models.PositiveIntegerField(default=0)
+    deleted_bytes = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"sweep {self.pk}: {self.deleted} of {self.scanned} files removed"

@@ -23,7 +23,7 @@ def score_upload(self, upload_id: str) -> str:
     from moderation.services.scoring import upload_score
 
     try:
-        result = upload_score(upload_id=upload_id)
+        result = upload_score(upload_id=upload_id, worker=self.request.hostname)
     except Upload.DoesNotExist:
         logger.warning("upload %s no longer exists; nothing to score", upload_id)
         return "missing"
@@ -43,7 +43,7 @@ def fetch_remote_upload(self, upload_id: str) -> str:
     from moderation.services.remote import FetchRetry, upload_fetch
 
     try:
-        return upload_fetch(upload_id=upload_id, attempt=self.request.retries + 1)
+        return upload_fetch(upload_id=upload_id, attempt=self.request.retries + 1, worker=self.request.hostname)
     except FetchRetry as exc:
         raise self.retry(countdown=min(5 * 2**self.request.retries, 60), exc=exc) from None
     except Upload.DoesNotExist:

@@ -47,6 +47,9 @@ def _shown_frame(name: str) -> int:
 def _webp(upload: Upload, frame: int) -> bytes:
     if not upload.original:
         raise DisplayUnavailable("no image has been stored yet")
+    if upload.lease_interruptions >= settings.VIGIL_SCORE_MAX_INTERRUPTIONS:
+        # Decoding it killed workers (services/scoring.py): not here too. The original downloads.
+        raise DisplayUnavailable("decoding this file stopped workers; it is not decoded again")
     max_side = settings.VIGIL_DISPLAY_MAX_SIDE
     if upload.kind == Upload.Kind.VIDEO:
         at = sampled_time(upload, frame)

@@ -31,6 +31,13 @@ from moderation.services.intake import (
     scoring_enqueue,
     upload_submitted_before,
 )
+from moderation.services.leases import (
+    LEASE_CLEARED,
+    lease_kept_alive,
+    lease_owner_name,
+    upload_lease_claim,
+    upload_lease_release,
+)
 from moderation.services.outcomes import outcome_announce
 from moderation.signals import UPLOAD_UNAVAILABLE
 from net import outbound
@@ -90,16 +97,34 @@ def upload_create_from_url(
     return upload, True
 
 
-def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1) -> str:
+def upload_fetch(*, upload_id: uuid.UUID | str, attempt: int = 1, worker: str | None = None) -> str:
     """Fetch a ``fetching`` upload's URL, store the image and hand it to scoring.
 
     Raises :class:`FetchRetry` on a transient failure while attempts remain; any other failure
-    marks the upload ``unavailable``. Returns the upload's status. Safe to run twice."""
+    marks the upload ``unavailable``. Returns the upload's status. Safe to run twice: the fetch
+    holds the upload's lease (services/leases.py) like scoring, and a URL whose fetches killed
+    their worker ``VIGIL_SCORE_MAX_INTERRUPTIONS`` times ends ``unavailable``."""
     upload = Upload.objects.get(pk=upload_id)
     if upload.status != Upload.Status.FETCHING:
         return upload.status
-    # Touching the row tells the stale sweeper this fetch is in hand (it re-sends only idle ones).
+    owner = lease_owner_name(worker)
+    if not upload_lease_claim(upload_id=upload.pk, status=Upload.Status.FETCHING, owner=owner):
+        return Upload.objects.values_list("status", flat=True).get(pk=upload.pk)  # in hand elsewhere
+    upload.refresh_from_db(fields=["lease_interruptions"])
+    if upload.lease_interruptions >= settings.VIGIL_SCORE_MAX_INTERRUPTIONS:
+        return _mark_unavailable(
+            upload, f"Fetching stopped its worker {upload.lease_interruptions} times (killed mid-task)."
+        )
+    # Touching the row also keeps the age-based sweep away for a while after a retry releases it.
     Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(updated_at=timezone.now())
+    try:
+        with lease_kept_alive(upload_id=upload.pk, owner=owner):
+            return _fetch(upload, attempt)
+    finally:
+        upload_lease_release(upload_id=upload.pk, owner=owner)
+
+
+def _fetch(upload: Upload, attempt: int) -> str:
     last_attempt = attempt >= settings.VIGIL_FETCH_MAX_ATTEMPTS
     try:
         response = outbound.request(
@@ -141,7 +166,7 @@ def _store_and_queue(upload: Upload, image) -> str:
     try:
         with transaction.atomic():
             changed = Upload.objects.filter(pk=upload.pk, status=Upload.Status.FETCHING).update(
-                status=Upload.Status.PENDING, updated_at=timezone.now(), **image_fields(image, stored)
+                status=Upload.Status.PENDING, updated_at=timezone.now(), **LEASE_CLEARED, **image_fields(image, stored)
             )
             if changed:
                 transaction.on_commit(lambda: scoring_enqueue(upload.pk), robust=True)
@@ -162,6 +187,7 @@ def _mark_unavailable(upload: Upload, reason: str) -> str:
             status_reason="".join(c if c.isprintable() else "\ufffd" for c in reason)[:255],
             routed_at=now,
             updated_at=now,
+            **LEASE_CLEARED,
         )
         if changed:
             outcome_announce(upload_id=upload.pk, event=UPLOAD_UNAVAILABLE)

@@ -1,7 +1,9 @@
 """Score an upload with the active model and route it by the current policy.
 
-Safe to run twice for the same upload (a redelivered task): the score is unique per upload and
-model version, and routing is a conditional update from ``pending`` that changes one row or none.
+Safe to run twice for the same upload (a redelivered task): a worker first claims the upload's
+lease (services/leases.py), so a duplicate message finds it held and does nothing; the score is
+unique per upload and model version, and routing is a conditional update from ``pending`` that
+changes one row or none.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
@@ -29,6 +30,15 @@ from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.display import display_prepare
 from moderation.services.intake import UndecodableImage, original_decode
 from moderation.services.known_images import known_image_matches
+from moderation.services.leases import (
+    LEASE_CLEARED,
+    lease_kept_alive,
+    lease_owner_name,
+    upload_lease_claim,
+    upload_lease_expire,
+    upload_lease_release,
+    uploads_lease_expired,
+)
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.outcomes import outcome_send
 from moderation.services.policies import policy_current
@@ -252,6 +262,7 @@ def upload_route(*, upload: Upload, score: Score) -> Routed:
             routed_at=now,
             decided_at=now if final else None,
             updated_at=now,
+            **LEASE_CLEARED,
         )
         if changed != 1:
             return Routed(changed=False)
@@ -277,21 +288,56 @@ def upload_mark_failed(*, upload_id: uuid.UUID, reason: str, phash: str = "") ->
     changes = {"phash": phash} if phash else {}
     with transaction.atomic():
         changed = Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING).update(
-            status=Upload.Status.FAILED, status_reason=reason[:255], routed_at=now, updated_at=now, **changes
+            status=Upload.Status.FAILED,
+            status_reason=reason[:255],
+            routed_at=now,
+            updated_at=now,
+            **LEASE_CLEARED,
+            **changes,
         )
         if changed != 1:
             return Routed(changed=False)
         return Routed(changed=True, for_humans=_announce(upload_id))
 
 
-def upload_score(*, upload_id: uuid.UUID | str) -> ScoringResult:
+def interrupted_reason(times: int) -> str:
+    return (
+        f"Scoring stopped its worker {times} times (killed mid-task; the file may crash the decoder): "
+        "it is not decoded again, a human decides from the original"
+    )
+
+
+def upload_score(*, upload_id: uuid.UUID | str, worker: str | None = None) -> ScoringResult:
     """Score and route one upload. Raises on transient errors (the task retries); an image that
-    cannot be decoded, or one that used up its attempts, ends ``failed`` in the human queue."""
+    cannot be decoded, or one that used up its attempts, ends ``failed`` in the human queue.
+
+    Holds the upload's lease while it works (``worker``: the Celery node name, for the record);
+    an upload whose lease another worker holds alive is left to it. An upload whose earlier
+    attempts were interrupted ``VIGIL_SCORE_MAX_INTERRUPTIONS`` times (each one a worker that
+    died on it) is not decoded again: it goes to humans as ``failed`` with the reason."""
     upload = Upload.objects.get(pk=upload_id)
     if upload.status != Upload.Status.PENDING:
         return ScoringResult(upload.pk, upload.status, routed_now=False)
-    Upload.objects.filter(pk=upload.pk).update(score_attempts=F("score_attempts") + 1)
-    upload.score_attempts += 1
+    owner = lease_owner_name(worker)
+    if not upload_lease_claim(upload_id=upload.pk, status=Upload.Status.PENDING, owner=owner, count_attempt=True):
+        upload.refresh_from_db(fields=["status"])  # another worker has it in hand, or it moved on
+        return ScoringResult(upload.pk, upload.status, routed_now=False)
+    upload.refresh_from_db(fields=["score_attempts", "lease_interruptions"])
+    if upload.lease_interruptions >= settings.VIGIL_SCORE_MAX_INTERRUPTIONS:
+        logger.error(
+            "upload %s interrupted scoring %d times; sending it to humans", upload.pk, upload.lease_interruptions
+        )
+        # No display derivative: making one decodes the file, which is what kills workers.
+        routed = upload_mark_failed(upload_id=upload.pk, reason=interrupted_reason(upload.lease_interruptions))
+        return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
+    try:
+        with lease_kept_alive(upload_id=upload.pk, owner=owner):
+            return _score_and_route(upload)
+    finally:
+        upload_lease_release(upload_id=upload.pk, owner=owner)  # nothing left to release once routed
+
+
+def _score_and_route(upload: Upload) -> ScoringResult:
     try:
         model_version = model_version_ensure_active()
         scored = None
@@ -345,19 +391,38 @@ def scores_create_shadow(*, upload: Upload) -> list[Score]:
 
 
 def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:
-    """Re-enqueue uploads stuck in ``pending`` or ``fetching`` (a lost message, a broker outage at
-    upload time).
+    """Re-enqueue uploads stuck in ``pending`` or ``fetching``. Two kinds:
 
-    Returns the ids sent again. Touching ``updated_at`` first keeps the next sweep from sending
-    the same upload while this message is still on its way."""
+    - *interrupted*: a worker started on it and stopped renewing its lease (it died mid-task):
+      sent again at once, whatever its age (the lease's expiry, ``VIGIL_SCORING_LEASE_SECONDS``,
+      is the wait), its interruption counted;
+    - *never started* (a message lost before any worker began, a broker outage at upload time):
+      sent again once idle for ``older_than_seconds``, so a long queue is not flooded with copies.
+
+    Returns the ids sent again. Each one's ``updated_at`` is touched first (and an interrupted
+    one's lease cleared), so the next sweep leaves it alone for ``older_than_seconds`` while the
+    message is on its way; a duplicate message finds the lease taken and does nothing."""
     from moderation.tasks import fetch_remote_upload, score_upload
 
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    statuses = (Upload.Status.PENDING, Upload.Status.FETCHING)
+    tasks = {Upload.Status.PENDING: score_upload, Upload.Status.FETCHING: fetch_remote_upload}
     sent = []
-    for status, task in ((Upload.Status.PENDING, score_upload), (Upload.Status.FETCHING, fetch_remote_upload)):
-        ids = list(Upload.objects.filter(status=status, updated_at__lt=cutoff).values_list("pk", flat=True)[:1000])
+    for upload_id in uploads_lease_expired(statuses=statuses):
+        if upload_lease_expire(upload_id=upload_id, statuses=statuses):
+            status = Upload.objects.values_list("status", flat=True).get(pk=upload_id)
+            if task := tasks.get(status):
+                logger.warning("upload %s: its worker stopped renewing the lease; sending it again", upload_id)
+                task.delay(str(upload_id))
+                sent.append(upload_id)
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    for status, task in tasks.items():
+        ids = list(
+            Upload.objects.filter(status=status, lease_owner="", updated_at__lt=cutoff).values_list("pk", flat=True)[
+                :1000
+            ]
+        )
         for upload_id in ids:
-            Upload.objects.filter(pk=upload_id, status=status).update(updated_at=timezone.now())
-            task.delay(str(upload_id))
-        sent += ids
+            if Upload.objects.filter(pk=upload_id, status=status, lease_owner="").update(updated_at=timezone.now()):
+                task.delay(str(upload_id))
+                sent.append(upload_id)
     return sent
