@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -21,3 +21,18 @@ def _warm_model(**kwargs) -> None:
     from moderation.worker import warm_up
 
     warm_up()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs) -> None:
+    """Every worker, whatever its queues and pool, records that it is alive (moderation/heartbeat.py)."""
+    from moderation.heartbeat import heartbeat_start
+
+    heartbeat_start(hostname=sender.hostname, queues=list(app.amqp.queues.consume_from))
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs) -> None:
+    from moderation.heartbeat import heartbeat_stop
+
+    heartbeat_stop()

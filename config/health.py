@@ -1,5 +1,11 @@
 """Health and readiness probes for load balancers and orchestrators. No sign-in: they reveal only
-whether the process and its dependencies answer."""
+whether the process and its dependencies answer, and whether uploads are getting scored.
+
+``/readyz`` answers 503 only for what stops *this web process* from serving: the database or the
+broker. Scoring workers that are gone or not consuming make it ``"status": "degraded"`` with the
+reasons, still 200: the web keeps accepting uploads, which wait safely (pending) and are scored
+when a worker returns, so taking every web process out of the load balancer would turn a scoring
+outage into an intake outage for every client. Alert on ``vigil_degraded`` in ``/metrics``."""
 
 from __future__ import annotations
 
@@ -38,4 +44,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)
+    if not ready:
+        return JsonResponse({"status": "unavailable", **checks}, status=503)
+    from moderation.services.health import scoring_health
+
+    health = scoring_health()
+    scoring = {
+        "workers_alive": health.scoring_workers_alive,
+        "oldest_pending_seconds": round(health.oldest_pending_seconds, 1),
+    }
+    if health.degraded:
+        return JsonResponse({"status": "degraded", **checks, "scoring": scoring, "reasons": health.reasons})
+    return JsonResponse({"status": "ok", **checks, "scoring": scoring})

@@ -9,7 +9,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from metrics.models import LatencyBin, ScoreCell
 from metrics.services.rollups import BINS_PER_DECADE, duration_of_bin, rollups_refresh
-from moderation.models import ModelVersion, Upload
+from moderation.models import ModelVersion, StorageSweep, Upload
+from moderation.services.health import scoring_health
 from reviews.models import ReviewRound
 
 # Histogram bucket bounds in ms, each on an edge of the latency bins (10 ** (k / 20)), so the
@@ -84,10 +85,67 @@ class VigilCollector:
         retries = Upload.objects.filter(score_attempts__gt=1).aggregate(n=Sum(F("score_attempts") - 1))["n"] or 0
         yield CounterMetricFamily("vigil_scoring_retries", "Scoring attempts beyond the first.", value=retries)
 
+        yield from _health_metrics()
+        yield from _storage_sweep_metrics()
+
         active = GaugeMetricFamily("vigil_model_active", "The model version routing traffic.", labels=["model_version"])
         for name in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("name", flat=True):
             active.add_metric([name], 1)
         yield active
+
+
+def _health_metrics():
+    health = scoring_health()
+    alive = GaugeMetricFamily(
+        "vigil_workers_alive", "Celery workers with a recent heartbeat, per queue consumed.", labels=["queue"]
+    )
+    for queue, count in sorted(health.workers_alive.items()):
+        alive.add_metric([queue], count)
+    yield alive
+    yield GaugeMetricFamily(
+        "vigil_scoring_workers_alive",
+        "Workers consuming the scoring queue with a heartbeat in the last VIGIL_WORKER_STALE_SECONDS.",
+        value=health.scoring_workers_alive,
+    )
+    yield GaugeMetricFamily(
+        "vigil_oldest_pending_upload_seconds",
+        "How long the oldest upload waiting for a score has waited (0: none pending).",
+        value=health.oldest_pending_seconds,
+    )
+    yield GaugeMetricFamily(
+        "vigil_degraded",
+        "1 when uploads are not getting scored (see /readyz for the reasons).",
+        value=int(health.degraded),
+    )
+    interrupted = Upload.objects.aggregate(n=Sum("lease_interruptions"))["n"] or 0
+    yield CounterMetricFamily(
+        "vigil_scoring_interruptions",
+        "Scoring or fetching attempts whose worker died mid-task (an expired lease).",
+        value=interrupted,
+    )
+
+
+def _storage_sweep_metrics():
+    runs = StorageSweep.objects.filter(dry_run=False)
+    totals = runs.aggregate(deleted=Sum("deleted"), size=Sum("deleted_bytes"), errors=Sum("errors"))
+    yield CounterMetricFamily(
+        "vigil_storage_orphans_deleted", "Orphan files the storage sweep removed.", value=totals["deleted"] or 0
+    )
+    yield CounterMetricFamily(
+        "vigil_storage_orphan_bytes_deleted", "Bytes of orphan files removed.", value=totals["size"] or 0
+    )
+    yield CounterMetricFamily(
+        "vigil_storage_sweep_errors", "Files the sweep could not list or remove.", value=totals["errors"] or 0
+    )
+    last = runs.exclude(finished_at=None).order_by("-finished_at").first()
+    yield GaugeMetricFamily(
+        "vigil_storage_sweep_last_run_timestamp_seconds",
+        "When the last storage sweep finished (0: never).",
+        value=last.finished_at.timestamp() if last else 0,
+    )
+    yield GaugeMetricFamily(
+        "vigil_storage_orphans_found", "Orphan files the last sweep found.", value=last.orphans if last else 0
+    )
 
 
 def exposition() -> bytes:

@@ -32,9 +32,20 @@ def score_upload(self, upload_id: str) -> str:
 
 @shared_task
 def requeue_stale_uploads() -> int:
+    """Beat, every VIGIL_SWEEP_INTERVAL_SECONDS: re-send interrupted and lost uploads."""
+    from moderation.services.health import worker_heartbeats_prune
     from moderation.services.scoring import uploads_requeue_stale
 
+    worker_heartbeats_prune()
     return len(uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS))
+
+
+@shared_task
+def sweep_storage() -> int:
+    """Beat, every VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS: delete orphan files past the grace period."""
+    from moderation.services.storage_sweep import storage_sweep
+
+    return storage_sweep().record.deleted
 
 
 @shared_task(bind=True, max_retries=None)

@@ -317,3 +317,24 @@ def _file(data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("photo.jpg", data, content_type="image/jpeg")
+
+
+@pytest.mark.django_db
+def test_the_storage_sweep_removes_only_old_orphans_from_the_bucket(bucket, api):
+    from moderation.services.storage_sweep import storage_sweep
+
+    assert api.post("/api/v1/uploads/", {"image": _file(solid())}, format="multipart").status_code == 201
+    upload = Upload.objects.get()
+    bucket.put_object(Key=f"{PREFIX}/originals/ab/ab00dead.jpg", Body=b"orphan")
+    bucket.put_object(Key=f"{PREFIX}/display/ab/ab00dead.webp", Body=b"orphan")
+    bucket.put_object(Key="elsewhere/originals/x.jpg", Body=b"outside the prefix")
+    everything = keys(bucket)
+
+    # Nothing is older than an hour: nothing is touched.
+    assert storage_sweep().record.orphans == 0 and keys(bucket) == everything
+    # Grace 0: every file is old enough; the dry run names the orphans as the database would.
+    dry = storage_sweep(dry_run=True, grace_seconds=0)
+    assert sorted(f.name for f in dry.orphans) == ["display/ab/ab00dead.webp", "originals/ab/ab00dead.jpg"]
+    assert dry.record.scanned == 3 and keys(bucket) == everything
+    assert storage_sweep(grace_seconds=0).record.deleted == 2
+    assert keys(bucket) == {f"{PREFIX}/{upload.original.name}", "elsewhere/originals/x.jpg"}
