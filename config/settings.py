@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
                 "feedback.context_processors.routing_changes",
+                "feedback.context_processors.scoring_health",
             ],
         },
     },

@@ -22,3 +22,14 @@ class _Unseen:
 
     def __bool__(self) -> bool:
         return self.count > 0
+
+
+def scoring_health(request: HttpRequest) -> dict:
+    """Staff's banner when uploads are not getting scored (moderation/services/health.py): no
+    scoring worker alive, or uploads pending too long. Lazy, like the changes banner."""
+    user = getattr(request, "user", None)
+    if user is None or not user_has_role(user, Role.MODERATOR):
+        return {}
+    from moderation.services.health import scoring_health as health
+
+    return {"scoring_health": SimpleLazyObject(health)}

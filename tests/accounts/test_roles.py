@@ -9,9 +9,10 @@ from tests.factories import make_user
 def test_a_page_looks_the_role_up_once(client, django_assert_num_queries):
     """The view's permission check and the template's role flags share one group query."""
     client.force_login(make_user(Role.MODERATOR))
-    # session, user, role (once, not three times), the queue counts aggregate, the page's count;
-    # the empty queue fetches no rows
-    with django_assert_num_queries(5):
+    # session, user, role (once, not three times), the queue counts aggregate, the page's count,
+    # the scoring-health banner's worker heartbeats and oldest pending upload; the empty queue
+    # fetches no rows
+    with django_assert_num_queries(7):
         assert client.get("/review/").status_code == 200
 
 

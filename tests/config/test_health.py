@@ -93,3 +93,17 @@ def test_metrics_expose_the_workers_and_the_oldest_pending_upload(client, settin
     assert now["vigil_degraded"] == 0
     Upload.objects.filter(pk=upload.pk).update(lease_interruptions=2)
     assert gauges()["vigil_scoring_interruptions_total"] == 2
+
+
+@pytest.mark.django_db
+def test_staff_pages_warn_when_uploads_are_not_being_scored(client, uploader, moderator, admin_user):
+    for user, page in ((admin_user, "/insights/dashboard/"), (admin_user, "/admin/"), (moderator, "/review/")):
+        client.force_login(user)
+        html = client.get(page).content.decode()
+        assert 'id="scoring-health-banner"' in html, page
+        assert "no scoring worker has reported" in html
+    client.force_login(uploader)
+    assert 'id="scoring-health-banner"' not in client.get("/uploads/").content.decode()
+    _scoring_worker_alive()
+    client.force_login(admin_user)
+    assert 'id="scoring-health-banner"' not in client.get("/insights/dashboard/").content.decode()
