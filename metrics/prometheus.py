@@ -117,7 +117,7 @@ def _health_metrics():
         "1 when uploads are not getting scored (see /readyz for the reasons).",
         value=int(health.degraded),
     )
-    interrupted = Upload.objects.aggregate(n=Sum("lease_interruptions"))["n"] or 0
+    interrupted = Upload.objects.filter(lease_interruptions__gt=0).aggregate(n=Sum("lease_interruptions"))["n"] or 0
     yield CounterMetricFamily(
         "vigil_scoring_interruptions",
         "Scoring or fetching attempts whose worker died mid-task (an expired lease).",

@@ -2,7 +2,18 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from moderation.models import Change, KnownImage, ModelEvent, ModelVersion, PolicyDraft, Score, ThresholdPolicy, Upload
+from moderation.models import (
+    Change,
+    KnownImage,
+    ModelEvent,
+    ModelVersion,
+    PolicyDraft,
+    Score,
+    StorageSweep,
+    ThresholdPolicy,
+    Upload,
+    WorkerHeartbeat,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -21,7 +32,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Upload)
 class UploadAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "decided_by", "submitter", "format", "created_at")
-    list_filter = ("status", "decided_by", "format")
+    list_filter = ("status", "decided_by", "format", "lease_interruptions")
     search_fields = ("id", "external_id", "sha256")
     # The image fields are shown as links to the authorised views: the admin's own rendering of a
     # FileField asks the storage for a URL, and stored images have none (docs/storage.md).
@@ -99,3 +110,13 @@ class PolicyDraftAdmin(ReadOnlyAdmin):
     list_display = ("id", "created_at", "model_version", "status", "resolved_by")
     list_filter = ("status",)
     readonly_fields = [f.name for f in PolicyDraft._meta.fields]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("hostname", "queues", "pid", "started_at", "last_seen_at")
+
+
+@admin.register(StorageSweep)
+class StorageSweepAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "dry_run", "scanned", "orphans", "deleted", "deleted_bytes", "errors", "note")
