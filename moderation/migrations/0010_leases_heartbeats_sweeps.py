@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0008_upload_kind_duration'),
+        ('moderation', '0009_score_covered'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
