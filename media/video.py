@@ -30,14 +30,16 @@ KEYFRAME_GAP = 1.0  # seconds: a keyframe is sampled no later than this after it
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 5.0
 FULL_INTERVAL_AT = 1800.0  # seconds of video at which the interval reaches MAX_INTERVAL
 TRUNCATION_SLACK = 1.0  # seconds the packets may fall short of the declared duration
-# Scanning (FrameSampler): a thumbnail every CHECK_INTERVAL seconds is compared with the last frame
-# scored; SCENE_CELLS of its cells changing by more than SCENE_LEVELS grey levels is a new scene,
-# and a regular sample where no cell changed that much is the last frame again.
+# Scanning (FrameSampler): a thumbnail every CHECK_INTERVAL seconds is compared with the previous
+# one; SCENE_CELLS of its cells changing by more than SCENE_LEVELS grey levels is a cut (a camera
+# panning 24 px/s over 480p changes at most 26 % of them, a cut between photos 68 % or more in nine
+# cases of ten: bench/video.py's footage), and a regular sample where no cell changed that much
+# since the last frame scored is that frame again.
 CHECK_INTERVAL = 0.5
 THUMBNAIL = (64, 36)
 SCENE_LEVELS = 24
-SCENE_CELLS = 0.15
-MIN_SCENE_BUDGET = 60  # scene samples allowed beyond the regular ones (at least; or as many as them)
+SCENE_CELLS = 0.4
+MIN_SCENE_BUDGET = 60  # scene samples allowed beyond the regular ones (at least; or twice as many as them)
 
 Source = str | IO[bytes]
 NOT_A_VIDEO = "The file is not an MP4, MOV, WebM or MKV video."
@@ -268,19 +270,19 @@ class FrameSampler:
 
     - **scan** (when the video's decoded pixels fit ``scan_megapixels``): every frame is decoded
       in order and a frame is yielded at each :func:`sample_times` time, and besides, every
-      :data:`CHECK_INTERVAL` seconds a thumbnail of the current frame is compared with the last
-      frame yielded: a scene that differs (:func:`scene_differs`) is yielded too, so an insert
-      longer than the check interval is scored wherever it sits, keyframe or not, cut or fade.
-      ``covered`` is then true once the whole video was looked at that way, unless the scene
-      samples outgrew their budget (a video in constant motion), which is reported, not hidden.
+      :data:`CHECK_INTERVAL` seconds a thumbnail of the current frame is compared with the one
+      looked at before: a cut (:func:`scene_differs`) is yielded too, so an insert longer than
+      the check interval is scored wherever it sits, whether or not the encoder put a keyframe
+      there. ``covered`` is then true once the whole video was looked at that way, unless the
+      cuts outgrew their budget (twice the regular samples), which is reported, not hidden.
     - **seek** (longer or larger videos): the keyframe before each sample is sought and only the
       frames from it to the sample are decoded; ``covered`` stays false.
 
-    ``scene_samples`` counts the frames yielded for a changed scene. When scanning, a regular
-    sample whose thumbnail matches the last frame yielded in every cell (:func:`same_picture`) is
-    not yielded again (``unchanged`` counts them): a still scene costs the model one frame. Frames are yielded one at a
-    time so a caller scoring in batches holds only a batch, and may stop early (``covered`` then
-    stays false).
+    ``scene_samples`` counts the cuts. When scanning, a regular sample whose thumbnail matches
+    the last frame yielded in every cell (:func:`same_picture`) is not yielded again
+    (``unchanged`` counts them): a still scene costs the model one frame. Frames are yielded one
+    at a time so a caller scoring in batches holds only a batch, and may stop early (``covered``
+    then stays false).
     """
 
     def __init__(
@@ -302,7 +304,7 @@ class FrameSampler:
         self.covered = False
         self.scene_samples = 0
         self.unchanged = 0
-        self.scene_budget = max(len(self.times), MIN_SCENE_BUDGET)
+        self.scene_budget = max(2 * len(self.times), MIN_SCENE_BUDGET)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         with _open(self.source) as container:
@@ -322,7 +324,7 @@ class FrameSampler:
         due = iter(self.times)
         next_sample = next(due, math.inf)
         next_check = CHECK_INTERVAL
-        reference = None  # the thumbnail of the last frame yielded
+        scored = previous = None  # thumbnails: of the last frame yielded, of the last frame looked at
         for frame in container.decode(stream):
             if frame.pts is None:
                 continue
@@ -331,20 +333,22 @@ class FrameSampler:
                 while next_sample <= at + half:
                     next_sample = next(due, math.inf)
                 next_check = at + CHECK_INTERVAL
-                thumbnail = _thumbnail(frame)
-                if reference is not None and same_picture(reference, thumbnail):
+                previous = thumbnail = _thumbnail(frame)
+                if scored is not None and same_picture(scored, thumbnail):
                     self.unchanged += 1  # the frame scored last, again: nothing new for the model
                     continue
                 yield self._frame(frame, stream, "sample")
-                reference = thumbnail
+                scored = thumbnail
             elif at >= next_check - half:
                 next_check = at + CHECK_INTERVAL
                 thumbnail = _thumbnail(frame)
-                if reference is not None and scene_differs(reference, thumbnail):
+                cut = previous is not None and scene_differs(previous, thumbnail)
+                previous = thumbnail
+                if cut:
                     self.scene_samples += 1
                     if self.scene_samples <= self.scene_budget:
                         yield self._frame(frame, stream, "scene")
-                        reference = thumbnail
+                        scored = thumbnail
 
     def _seek(self, container, stream) -> Iterator[VideoFrame]:
         keyframes = self.info.keyframes
@@ -387,12 +391,12 @@ def same_picture(before, after) -> bool:
 
 
 def scene_differs(before, after) -> bool:
-    """Whether two thumbnails show a different scene: enough cells (:data:`SCENE_CELLS`, 15 %)
-    changed by more than :data:`SCENE_LEVELS` grey levels. A cut, a fade (measured against the
-    last frame scored, so it adds up) or a large new object counts; compression noise and a small
-    moving part do not: the regular samples look at those, as they are skipped only when nothing
-    moved at all. Heuristic thresholds, tuned on generated video; every scored frame's ``why``
-    and the video's ``covered`` are stored with its score, so their effect can be seen."""
+    """Whether two thumbnails half a second apart show a cut: enough cells (:data:`SCENE_CELLS`,
+    40 %) changed by more than :data:`SCENE_LEVELS` grey levels. Camera motion, compression noise
+    and a moving part of the frame do not count, nor does a slow fade (each half second changes
+    too little): the regular samples look at those, as they are skipped only when nothing moved.
+    Heuristic thresholds, measured on generated footage; every scored frame's ``why`` and the
+    video's ``covered`` are stored with its score, so their effect can be seen."""
     changed = (abs(after - before) > SCENE_LEVELS).mean()
     return bool(changed >= SCENE_CELLS)
 

@@ -138,7 +138,7 @@ def test_without_the_scan_the_same_insert_is_missed_and_the_sampler_says_it_did_
     assert not any(_rocket(f.image) for f in frames)
 
 
-def test_a_slow_fade_into_another_scene_is_caught_against_the_last_frame_scored():
+def test_a_slow_fade_is_no_cut_but_every_regular_sample_during_it_is_scored():
     coffee, rocket = photo_frames(["coffee", "rocket"], size=(96, 64))
     fps, fade = 10, (12.0, 16.0)  # 4 s fade: each half second alone changes little
 
@@ -147,9 +147,17 @@ def test_a_slow_fade_into_another_scene_is_caught_against_the_last_frame_scored(
         return Image.blend(coffee, rocket, share)
 
     data = encode_video(picture, frames=30 * fps, fps=fps, gop=1000)
-    frames = list(FrameSampler(io.BytesIO(data), interval=10))
-    assert any(f.why == "scene" and fade[0] < f.time < 20.0 for f in frames)
-    assert any(_rocket(f.image) and f.time < 20.0 for f in frames)
+    sampler = FrameSampler(io.BytesIO(data), interval=2)
+    frames = list(sampler)
+    assert [(f.time, f.why) for f in frames] == [(t, "sample") for t in (0.0, 14.0, 16.0)]
+    assert _rocket(frames[-1].image) and sampler.unchanged == 12
+
+
+def test_a_camera_panning_over_a_photo_is_no_cut():
+    wide = photo_frames(["coffee"], size=(192, 96))[0]
+    data = encode_video(lambda i: wide.crop((i, 0, i + 96, 64)), frames=96, fps=8, gop=1000)  # 8 px a second
+    sampler = FrameSampler(io.BytesIO(data), interval=5)
+    assert [f.why for f in sampler] == ["sample"] * 3 and sampler.scene_samples == 0
 
 
 def test_a_video_that_never_settles_stops_adding_scenes_and_is_not_covered():
