@@ -24,6 +24,16 @@ def _warm_model(**kwargs) -> None:
 
 
 @worker_ready.connect
+def _warm_model_for_threads(sender, **kwargs) -> None:
+    """The thread pool (``make run``'s worker) sends no ``worker_process_init``: its tasks run in
+    this process, which loads the model once for all its threads, before it says ``ready.``"""
+    from celery.concurrency.thread import TaskPool
+
+    if isinstance(getattr(sender, "pool", None), TaskPool):
+        _warm_model()
+
+
+@worker_ready.connect
 def _start_heartbeat(sender=None, **kwargs) -> None:
     """Every worker, whatever its queues and pool, records that it is alive (moderation/heartbeat.py)."""
     from moderation.heartbeat import heartbeat_start
