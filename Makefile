@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
+.PHONY: run status test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,10 +19,12 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-## run: install, migrate, create demo users, then serve web + worker + beat on 127.0.0.1:8000
+## run: install, migrate, create demo users, then serve web + workers + beat on 127.0.0.1:8000 under
+## supervisord (config/supervisord.conf): a process that dies is restarted, Ctrl-C stops them all
 # Written once: manage.py commands in another terminal read it (config/settings.py), so they see the
 # development settings `make run` uses without any variable set. Delete it to start over.
-LOCAL_ENV := $${VIGIL_VAR_DIR:-$(CURDIR)/var}/local.env
+VAR_DIR := $${VIGIL_VAR_DIR:-$(CURDIR)/var}
+LOCAL_ENV := $(VAR_DIR)/local.env
 
 run: $(VENV)/.runtime-installed
 	@test -f "$(LOCAL_ENV)" || { mkdir -p "$$(dirname "$(LOCAL_ENV)")" && \
@@ -31,7 +33,12 @@ run: $(VENV)/.runtime-installed
 	  chmod 600 "$(LOCAL_ENV)" && echo "wrote $(LOCAL_ENV)"; }
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	@mkdir -p "$(VAR_DIR)/log"
+	VIGIL_VAR_DIR="$(VAR_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/supervisord -c config/supervisord.conf
+
+## status: the processes `make run` supervises (state, pid, uptime), from another terminal
+status: $(VENV)/.runtime-installed
+	@VIGIL_VAR_DIR="$(VAR_DIR)" $(BIN)/supervisorctl -c config/supervisord.conf status
 
 ## browser: Debian's chromium for the real-browser tests (apt, when missing; never a downloaded browser)
 browser:
