@@ -326,6 +326,10 @@ VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS",
 # deaths on one upload it goes to humans as failed, undecoded (a file that crashes the decoder).
 VIGIL_SCORING_LEASE_SECONDS = env_int("VIGIL_SCORING_LEASE_SECONDS", 15, minimum=3)
 VIGIL_SCORE_MAX_INTERRUPTIONS = env_int("VIGIL_SCORE_MAX_INTERRUPTIONS", 2, minimum=1)
+# An attempt that holds its lease longer than this is presumed stuck: the lease is left to expire
+# (the upload is sent again, an interruption), and a worker whose tasks run in its main process
+# (make run's thread pool) exits for its supervisor to restart (moderation/services/leases.py).
+VIGIL_SCORING_MAX_SECONDS = env_int("VIGIL_SCORING_MAX_SECONDS", 900, minimum=1)
 VIGIL_SWEEP_INTERVAL_SECONDS = env_int("VIGIL_SWEEP_INTERVAL_SECONDS", 10, minimum=1)
 # Worker heartbeats (moderation/heartbeat.py) and what /readyz, /metrics and the admin banner call
 # degraded: no scoring worker seen for VIGIL_WORKER_STALE_SECONDS, or an upload pending longer

@@ -58,12 +58,20 @@ class _HeartbeatThread(threading.Thread):
 
 
 _thread: _HeartbeatThread | None = None
+_main_pid: int | None = None
+
+
+def in_worker_main_process() -> bool:
+    """Whether this is a Celery worker's main process (where its tasks run with the thread or
+    solo pool), not a prefork child (which inherits the globals, not the pid) nor the web."""
+    return _main_pid == os.getpid()
 
 
 def heartbeat_start(*, hostname: str, queues: list[str]) -> None:
-    global _thread
+    global _thread, _main_pid
     if _thread is not None and _thread.is_alive():
         return
+    _main_pid = os.getpid()
     _thread = _HeartbeatThread(hostname, sorted(queues))
     _thread.start()
 

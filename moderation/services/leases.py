@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,15 +105,38 @@ def upload_lease_expire(*, upload_id: uuid.UUID, statuses: tuple[str, ...]) -> b
     )
 
 
+STUCK_EXIT_CODE = 70  # EX_SOFTWARE: the supervisor restarts the worker
+
+
+def _stuck(upload_id: uuid.UUID | str, seconds: float) -> None:
+    """An attempt held its lease longer than ``VIGIL_SCORING_MAX_SECONDS``: presumed stuck (a
+    decoder in a loop, a wedged call). The lease is no longer renewed, so the sweeper sends the
+    upload again and counts the interruption (twice, and it goes to humans undecoded). In a
+    worker's main process (the thread pool ``make run`` uses), the stuck thread would hold the
+    worker's slot for good, so the process exits and its supervisor starts a fresh one: crash-only.
+    In a prefork child, Celery's own time limits are the tool (docs/deploy.md)."""
+    from moderation.heartbeat import in_worker_main_process
+
+    logger.critical("upload %s has been worked on for more than %.0f s: presumed stuck", upload_id, seconds)
+    if in_worker_main_process():
+        logger.critical("stopping this worker (exit %d) so that its supervisor restarts it", STUCK_EXIT_CODE)
+        logging.shutdown()
+        os._exit(STUCK_EXIT_CODE)
+
+
 class _Heartbeat(threading.Thread):
-    def __init__(self, upload_id: uuid.UUID | str, owner: str, interval: float) -> None:
+    def __init__(self, upload_id: uuid.UUID | str, owner: str, interval: float, max_seconds: float) -> None:
         super().__init__(name=f"lease-{upload_id}", daemon=True)
-        self.upload_id, self.owner, self.interval = upload_id, owner, interval
+        self.upload_id, self.owner, self.interval, self.max_seconds = upload_id, owner, interval, max_seconds
+        self.began = time.monotonic()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.interval):
+                if time.monotonic() - self.began > self.max_seconds:
+                    _stuck(self.upload_id, self.max_seconds)
+                    return  # never renewed again: the lease expires
                 try:
                     if not upload_lease_renew(upload_id=self.upload_id, owner=self.owner):
                         return  # released or taken over: nothing left to renew
@@ -130,7 +154,7 @@ def lease_kept_alive(*, upload_id: uuid.UUID | str, owner: str) -> Iterator[None
     if connection.in_atomic_block:
         yield
         return
-    beat = _Heartbeat(upload_id, owner, settings.VIGIL_SCORING_LEASE_SECONDS / 3)
+    beat = _Heartbeat(upload_id, owner, settings.VIGIL_SCORING_LEASE_SECONDS / 3, settings.VIGIL_SCORING_MAX_SECONDS)
     beat.start()
     try:
         yield

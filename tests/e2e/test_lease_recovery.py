@@ -16,6 +16,7 @@ from django.test import Client
 from PIL import Image
 
 from moderation.models import Score, Upload, WorkerHeartbeat
+from moderation.services.scoring import uploads_requeue_stale
 from moderation.tasks import score_upload
 from tests.e2e.worker import celery_beat, celery_worker, purge_broker
 from tests.factories import make_upload
@@ -103,3 +104,30 @@ def test_an_upload_whose_worker_is_killed_mid_scoring_is_scored_again_within_the
     body = Client().get("/readyz").json()
     assert (body["status"], body["scoring"]["workers_alive"]) == ("degraded", 0)
     assert not WorkerHeartbeat.objects.filter(hostname__startswith="survivor").exists()
+
+
+def test_a_stuck_attempt_stops_its_worker_and_the_upload_is_sent_again(uploader, tmp_path, settings):
+    """An attempt longer than VIGIL_SCORING_MAX_SECONDS is presumed stuck: the worker (thread
+    pool, as make run starts it) exits for its supervisor to restart, and the lease it stopped
+    renewing expires, so the sweeper sends the upload again, one interruption counted."""
+    purge_broker()
+    settings.VIGIL_SCORING_LEASE_SECONDS = 3
+    flicker = [Image.effect_noise((320, 240), 100).convert("RGB") for _ in range(4)]
+    video = encode_video(lambda i: flicker[i % 4], frames=480, fps=4, size=(320, 240))  # seconds of scoring
+    stuck_env = {"VIGIL_SCORING_MAX_SECONDS": "1", "VIGIL_SCORING_LEASE_SECONDS": "3"}
+    with celery_worker(tmp_path / "stuck.log", queues="scoring", name="stuck", pool="threads", env=stuck_env) as worker:
+        upload = make_upload(uploader, video)
+        exit_code = wait_for(worker.poll, timeout=180, what="the stuck worker to stop")
+    assert exit_code == 70
+    assert "presumed stuck" in (tmp_path / "stuck.log").read_text()
+    upload.refresh_from_db()
+    assert (upload.status, upload.lease_owner[:5], upload.lease_interruptions) == ("pending", "stuck", 0)
+
+    sent = wait_for(
+        lambda: uploads_requeue_stale(older_than_seconds=settings.VIGIL_PENDING_SWEEP_AFTER_SECONDS),
+        timeout=60,
+        what="the lease to expire and the sweeper to send the upload again",
+    )
+    upload.refresh_from_db()
+    assert sent == [upload.pk] and (upload.lease_owner, upload.lease_interruptions) == ("", 1)
+    purge_broker()

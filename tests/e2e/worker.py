@@ -54,9 +54,10 @@ def celery_worker(
     queues: str = "scoring,fetch,webhooks,celery",
     name: str = "test",
     env: dict[str, str] | None = None,
+    pool: str = "prefork",
 ):
-    """Run a worker consuming ``queues`` for the duration of the block; ``env`` adds settings.
-    Call :func:`purge_broker` first."""
+    """Run a worker consuming ``queues`` for the duration of the block; ``env`` adds settings;
+    ``pool``: Celery's (``make run`` uses ``threads``). Call :func:`purge_broker` first."""
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -76,6 +77,7 @@ def celery_worker(
         "worker",
         "--loglevel=INFO",
         "--concurrency=1",
+        f"--pool={pool}",
         f"--queues={queues}",
         "--without-gossip",
         "--without-mingle",
