@@ -393,6 +393,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes announces its version at INFO whenever Django starts: every manage.py command.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
 
 # Beat writes these into django-celery-beat's tables when it starts (DatabaseScheduler's

@@ -7,6 +7,10 @@ Two layouts are read, both the source paper's:
   directly inside is one unnamed split;
 - a manifest (``manifest.csv`` at the root, as a feedback export writes it) with at least the
   columns ``file`` and ``label``, and optionally ``split``; ``file`` is relative to the root.
+
+A folder with ``safe/`` and ``harmful/`` directly inside may bring its splits in a separate file
+(``SPLITS.csv`` at the root is read by itself, or any file given as ``splits_file``) with the
+columns ``file`` (relative to the root, under ``safe/`` or ``harmful/``) and ``split``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ CLASSES = ("safe", "harmful")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv"}
 MANIFEST = "manifest.csv"
+SPLITS = "SPLITS.csv"
 
 
 class DatasetError(ValueError):
@@ -70,13 +75,46 @@ def _manifest_samples(root: Path, split: str | None) -> list[Sample]:
     return samples
 
 
-def load_split(root: str | Path, split: str | None) -> list[Sample]:
-    """The samples of one split (``None``: the whole directory as one split)."""
+def _splits_samples(root: Path, splits_file: Path, split: str) -> list[Sample]:
+    samples = []
+    with splits_file.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "split"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{splits_file} lacks the column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            if row["split"] != split:
+                continue
+            label = Path(row["file"]).parts[0] if row["file"] else ""
+            if label not in CLASSES:
+                raise DatasetError(f"{splits_file}:{line}: {row['file']!r} is not under safe/ or harmful/")
+            samples.append(Sample(root / row["file"], CLASSES.index(label)))
+    return samples
+
+
+def splits_file_for(root: str | Path, splits_file: str | Path | None = None) -> Path | None:
+    """The splits file that applies to ``root``: the one given (it must exist), else
+    ``root/SPLITS.csv`` when there is one, else None."""
+    if splits_file:
+        path = Path(splits_file)
+        if not path.is_file():
+            raise DatasetError(f"the splits file {path} does not exist")
+        return path
+    found = Path(root) / SPLITS
+    return found if found.is_file() else None
+
+
+def load_split(root: str | Path, split: str | None, *, splits_file: str | Path | None = None) -> list[Sample]:
+    """The samples of one split (``None``: the whole directory as one split). A split comes from
+    ``root/<split>/``, the manifest, or a splits file (:func:`splits_file_for`)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a directory")
+    splits = splits_file_for(root, splits_file)
     if (root / MANIFEST).is_file():
         samples = _manifest_samples(root, split)
+    elif split and splits is not None and not (root / split).is_dir():
+        samples = _splits_samples(root, splits, split)
     else:
         samples = _folder_samples(root / split if split else root)
     if not samples:
@@ -88,12 +126,15 @@ def load_split(root: str | Path, split: str | None) -> list[Sample]:
     return samples
 
 
-def load_evaluation_split(root: str | Path) -> tuple[str | None, list[Sample]]:
+def load_evaluation_split(
+    root: str | Path, *, splits_file: str | Path | None = None
+) -> tuple[str | None, list[Sample]]:
     """The split to evaluate on: ``test`` if present, else ``val``, else the directory itself."""
     root = Path(root)
+    splits_file_for(root, splits_file)  # a missing --splits file is an error, not "no split"
     for split in ("test", "val"):
         try:
-            return split, load_split(root, split)
+            return split, load_split(root, split, splits_file=splits_file)
         except DatasetError:
             continue
     return None, load_split(root, None)

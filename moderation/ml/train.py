@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -75,6 +76,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     cache_dir: str | None = None  # default: OUT/feature-cache
+    splits: str | None = None  # a splits file (file,split) for a folder of safe/ and harmful/; default DATA/SPLITS.csv
     refit: bool = False  # after early stopping, retrain on train+val for the best number of epochs
     progress: bool = True
 
@@ -116,9 +118,9 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple
 
 
 def load_train_val(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
-    train = load_split(config.data, "train")
+    train = load_split(config.data, "train", splits_file=config.splits)
     try:
-        val = load_split(config.data, "val")
+        val = load_split(config.data, "val", splits_file=config.splits)
     except DatasetError:
         train, val = stratified_split(train, config.val_fraction, config.seed)
     for name, samples in (("train", train), ("val", val)):
@@ -253,15 +255,25 @@ def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
     seed_everything(config.seed)
     device = resolve_device(config.device)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else out / "feature-cache"
     spec = backbone_spec(config.backbone)
     pre = replace(spec.preprocessing, size=config.image_size or spec.train_size, resize_mode=config.resize_mode)
+    # What can fail at once fails before OUT exists: no empty output folder is left behind.
     train_samples, val_samples = load_train_val(config)
-
     net = HarmfulNet.build(
         config.backbone, unfreeze=config.unfreeze, dropout=config.dropout, pool=config.pool, weights_path=config.weights
     )
+    created = not out.exists()
+    try:
+        return _train(config, out, pre, net, train_samples, val_samples, device, started, on_progress)
+    except BaseException:
+        if created and not any(out.glob("*.pt")):
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth keeping: leave no folder behind
+        raise
+
+
+def _train(config, out, pre, net, train_samples, val_samples, device, started, on_progress) -> TrainResult:
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else out / "feature-cache"
     net.to(device).to(memory_format=torch.channels_last)
 
     weights = config.weights and f"{config.weights}@{Path(config.weights).stat().st_mtime_ns}"
@@ -326,7 +338,10 @@ def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
         # Validation images join every view with their plain (unaugmented) output.
         merged = _Views([torch.cat([view, val_features]) for view in views], torch.cat([train_labels, val_labels]))
         seed_everything(config.seed)
-        _run_epochs(net, config, merged, None, None, device, best_epoch, early_stop=False, on_epoch=lambda row: None)
+        with _progress(config.progress, total=best_epoch, desc="refit on train+val") as raw_bar:
+            bar = _Reporting(raw_bar, on_progress, "refit", 1.0, 0.0, best_epoch)
+            refitting = {"early_stop": False, "on_epoch": lambda row: bar.update(1)}
+            _run_epochs(net, config, merged, None, None, device, best_epoch, **refitting)
         metrics["refit_epochs"] = best_epoch
     path = checkpoints.save(out / "model.pt", net, config=config, preprocessing=pre, metrics=metrics)
     seconds = time.perf_counter() - started
@@ -339,7 +354,14 @@ def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m moderation.ml.train", description=__doc__.split("\n")[0])
     defaults = TrainConfig(data="", out="")
-    parser.add_argument("--data", required=True, help="ImageFolder root with train/ and val/ (safe/, harmful/)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="ImageFolder root: train/ and val/ (each with safe/, harmful/), or safe/ and harmful/ with a splits file",
+    )
+    parser.add_argument(
+        "--splits", help="CSV with file,split columns for a folder of safe/ and harmful/ (default: DATA/SPLITS.csv)"
+    )
     parser.add_argument("--out", required=True, help="output folder for model.pt, metrics.csv, train.json")
     parser.add_argument(
         "--backbone",
@@ -361,7 +383,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--cache-dir", help="where cached backbone outputs go (default OUT/feature-cache)")
-    parser.add_argument("--refit", action="store_true", help="retrain on train+val for the early-stopped epoch count")
+    parser.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after early stopping on val, retrain on train+val for that many epochs (default; --no-refit keeps "
+        "the early-stopped model)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
 
@@ -378,12 +406,27 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, WeightsUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    val = result.metrics["val"]
-    print(
-        f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {val['accuracy']:.4f}, "
-        f"ROC AUC {val['roc_auc']:.4f}; {result.seconds:.0f} s; wrote {result.checkpoint}"
-    )
+    print(result_summary(result))
     return 0
+
+
+def result_summary(result: TrainResult) -> str:
+    """What a training run says when it ends, naming which model each figure describes."""
+    val = result.metrics["val"]
+    figures = (
+        f"val accuracy {val['accuracy']:.4f}, precision {val['precision']:.4f}, recall {val['recall']:.4f}, "
+        f"ROC AUC {val['roc_auc']:.4f}"
+    )
+    lines = [f"best epoch {result.best_epoch}/{result.epochs_run} on val: {figures}"]
+    if "refit_epochs" in result.metrics:
+        lines.append(
+            f"model.pt was then refitted on train+val for {result.metrics['refit_epochs']} epochs: the val figures "
+            "and the suggested thresholds above describe the early-stopped model before the refit (val is in the "
+            "refit's training data now); evaluate model.pt on a test split"
+        )
+    lines.append(f"suggested thresholds (from those val scores): {result.metrics['suggested_thresholds']}")
+    lines.append(f"{result.seconds:.0f} s; wrote {result.checkpoint}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_evaluate_prints_the_papers_table_and_writes_a_roc_curve(tiny_checkpoint
         verbosity=0,
     )
     out = capsys.readouterr().out
-    assert "(val split): 10 images" in out
+    assert "(the val split): 10 images" in out
     for heading in ("precision", "recall", "f1-score", "support", "accuracy", "macro avg", "weighted avg"):
         assert heading in out
     assert "confusion matrix" in out and "ROC AUC 1.0000" in out
@@ -121,3 +121,90 @@ def test_classify_walks_folders_and_writes_csv(tiny_checkpoint, tmp_path, capsys
 def test_classify_refuses_missing_paths(tmp_path):
     with pytest.raises(CommandError, match="does not exist"):
         call_command("classify", str(tmp_path / "missing.jpg"))
+
+
+@pytest.fixture
+def split_by_file(tiny_dataset, tmp_path):
+    """The tiny dataset as realbench ships: safe/ and harmful/ at the root, a SPLITS.csv beside."""
+    import shutil
+
+    root = tmp_path / "flat"
+    lines = ["file,split"]
+    for split in ("train", "val"):
+        for label in ("safe", "harmful"):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            for path in sorted((tiny_dataset / split / label).iterdir()):
+                name = f"{split}-{path.name}"
+                shutil.copy(path, root / label / name)
+                lines.append(f"{label}/{name},{'test' if split == 'val' else 'train'}")
+    (root / "SPLITS.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_train_reads_a_splits_file_refits_by_default_and_says_what_its_figures_describe(
+    split_by_file, tmp_path, capsys
+):
+    call_command(
+        "train",
+        data=str(split_by_file),
+        out=str(tmp_path / "run"),
+        backbone="efficientnet_lite0",
+        epochs=2,
+        aug_views=0,
+        image_size=96,
+        progress=False,
+    )
+    out = capsys.readouterr().out
+    assert "on val: val accuracy" in out and "refitted on train+val for" in out
+    assert "describe the early-stopped model before the refit" in out
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_a_failed_train_leaves_no_output_folder(tmp_path):
+    with pytest.raises(CommandError, match="no labelled images"):
+        call_command("train", data=str(tmp_path), out=str(tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(CommandError, match=r"the splits file .* does not exist"):
+        call_command("train", data=str(tmp_path), out=str(tmp_path / "run"), splits=str(tmp_path / "nope.csv"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_takes_the_test_split_of_a_splits_file_and_writes_under_var(
+    tiny_checkpoint, split_by_file, settings, tmp_path, capsys
+):
+    settings.VAR_DIR = tmp_path / "var"
+    call_command("evaluate", data=str(split_by_file), checkpoint=str(tiny_checkpoint), verbosity=0)
+    out = capsys.readouterr().out
+    assert "(the test split): 10 images" in out  # not all 30
+    [roc] = (tmp_path / "var" / "evaluations").glob("roc-*.png")
+    assert roc.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_classify_says_which_thresholds_route_and_takes_another_policy_or_the_suggested(
+    tiny_checkpoint, tmp_path, admin_user, capsys
+):
+    from moderation.services.policies import policy_create, policy_current
+
+    (tmp_path / "rocket.jpg").write_bytes(encode(photo("rocket"), "JPEG"))
+    (tmp_path / "cat.jpg").write_bytes(encode(photo("chelsea"), "JPEG"))
+    v1 = policy_current()
+    strict = {name: {"approve_below": 0.0, "reject_from": 1.0} for name in v1.thresholds}  # everything queued
+    policy_create(thresholds=strict, reason="all to humans", created_by=admin_user)
+
+    call_command("classify", str(tmp_path), checkpoint=str(tiny_checkpoint), batch_size=1)
+    out = capsys.readouterr().out
+    assert "routes by policy v2 (in force)" in out
+    assert all(line.endswith("queued  ") or "  queued  " in line for line in out.splitlines()[2:4])
+
+    call_command("classify", str(tmp_path), checkpoint=str(tiny_checkpoint), policy=v1.version)
+    assert f"routes by policy v{v1.version}\n" in capsys.readouterr().out
+
+    call_command("classify", str(tmp_path), checkpoint=str(tiny_checkpoint), suggested=True)
+    out = capsys.readouterr().out
+    assert "suggested thresholds for weapon, the rest by policy v2 (in force)" in out
+    assert "  queued  " in out or "  approved  " in out or "  rejected  " in out
+    with pytest.raises(CommandError, match="no threshold policy v99"):
+        call_command("classify", str(tmp_path), checkpoint=str(tiny_checkpoint), policy=99)

@@ -29,3 +29,15 @@ def load_classifier(*, model: str | None, checkpoint: str | None) -> tuple[str, 
         return version.name, classifier_for(version)
     except (RegistryError, CheckpointError, ModelIntegrityError, WeightsUnavailable) as exc:
         raise CommandError(str(exc)) from None
+
+
+def suggested_thresholds(*, model: str | None, classifier: Classifier) -> dict | None:
+    """The thresholds a model suggested on its validation data: a registered version's (the
+    active one by default), or an unregistered checkpoint's own."""
+    from moderation.services.model_versions import model_version_ensure_active, model_version_get
+
+    meta = getattr(classifier, "meta", None)
+    if model is None and meta is not None:  # --checkpoint
+        return (meta.get("metrics") or {}).get("suggested_thresholds")
+    version = model_version_get(name=model) if model else model_version_ensure_active()
+    return (version.metrics or {}).get("suggested_thresholds")

@@ -26,19 +26,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--data", required=True, help="dataset root (safe/, harmful/ or train|val|test/...)")
         parser.add_argument("--split", help="split to evaluate (default: test, else val, else the folder itself)")
+        parser.add_argument("--splits", help="CSV with file,split columns (default: DATA/SPLITS.csv when present)")
         add_model_arguments(parser)
         parser.add_argument("--category", help="score by this category only (default: the maximum, as routing does)")
         parser.add_argument("--threshold", type=float, default=0.5, help="harmful when score >= threshold")
-        parser.add_argument("--roc", help="ROC curve PNG path (default: roc-<model>.png)")
+        parser.add_argument("--roc", help="ROC curve PNG path (default: $VIGIL_VAR_DIR/evaluations/roc-<model>.png)")
         parser.add_argument("--json", dest="json_path", help="also write the figures as JSON")
         parser.add_argument("--batch-size", type=int, default=32)
 
     def handle(self, *args, **options) -> None:
         try:
             if options["split"]:
-                split, samples = options["split"], load_split(options["data"], options["split"])
+                split = options["split"]
+                samples = load_split(options["data"], split, splits_file=options["splits"])
             else:
-                split, samples = load_evaluation_split(options["data"])
+                split, samples = load_evaluation_split(options["data"], splits_file=options["splits"])
         except DatasetError as exc:
             raise CommandError(str(exc)) from None
         name, classifier = load_classifier(model=options["model"], checkpoint=options["checkpoint"])
@@ -67,10 +69,13 @@ class Command(BaseCommand):
         if len(set(labels)) < 2:
             raise CommandError("evaluation needs decodable images of both classes")
         evaluation = Evaluation(labels=np.array(labels), scores=np.array(scores), threshold=options["threshold"])
-        where = f"{options['data']}" + (f" ({split} split)" if split else "")
+        where = f"{options['data']} ({f'the {split} split' if split else 'no split: every image in the folder'})"
         self.stdout.write(f"model {name} on {where}: {len(labels)} images\n")
         self.stdout.write(evaluation.format())
-        roc = Path(options["roc"] or f"roc-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(name).stem)}.png")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)
+        default = Path(settings.VAR_DIR) / "evaluations" / f"roc-{stem}.png"
+        roc = Path(options["roc"] or default)
+        roc.parent.mkdir(parents=True, exist_ok=True)
         evaluation.write_roc_png(roc, title=f"ROC: {name}")
         self.stdout.write(f"ROC curve written to {roc}")
         if options["json_path"]:

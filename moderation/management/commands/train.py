@@ -10,12 +10,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from moderation.ml.backbones import WeightsUnavailable
 from moderation.ml.datasets import DatasetError
-from moderation.ml.train import build_parser, config_from_args, train
+from moderation.ml.train import build_parser, config_from_args, result_summary, train
 from moderation.services.model_versions import RegistryError, model_version_activate, model_version_register
 
 
 class Command(BaseCommand):
-    help = "Fine-tune a harmful-vs-safe classifier on an ImageFolder dataset (train/ and val/ with safe/, harmful/)."
+    help = (
+        "Fine-tune a harmful-vs-safe classifier on an ImageFolder dataset (train/ and val/ with safe/, harmful/; "
+        "or safe/ and harmful/ with a splits file, --splits or DATA/SPLITS.csv)."
+    )
 
     def add_arguments(self, parser) -> None:
         build_parser(parser)
@@ -31,12 +34,7 @@ class Command(BaseCommand):
             result = train(config)
         except (DatasetError, WeightsUnavailable, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        val = result.metrics["val"]
-        self.stdout.write(
-            f"best epoch {result.best_epoch}/{result.epochs_run}: val accuracy {val['accuracy']:.4f}, "
-            f"precision {val['precision']:.4f}, recall {val['recall']:.4f}, ROC AUC {val['roc_auc']:.4f} "
-            f"({result.seconds:.0f} s)\nwrote {result.checkpoint}"
-        )
+        self.stdout.write(result_summary(result))
         if options["register"] or options["activate"]:
             try:
                 version = model_version_register(checkpoint=result.checkpoint, name=options["name"])
