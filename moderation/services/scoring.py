@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from PIL import Image
 
@@ -390,12 +391,41 @@ def scores_create_shadow(*, upload: Upload) -> list[Score]:
     return scores
 
 
+OVERTAKEN_CANDIDATES = 200  # the oldest idle pending uploads looked at each sweep
+
+
+def uploads_overtaken() -> list[uuid.UUID]:
+    """Pending uploads no worker has started on, idle for two lease periods, although an upload
+    submitted after they became pending was routed at least a lease period ago. The queues are
+    first in, first out, so their message is gone (a worker killed between taking it from the
+    broker and claiming the upload: kombu's filesystem transport deletes it on fetch, Redis holds
+    it back for an hour). In a plain backlog the older uploads are ahead of the newer ones, so
+    nothing is sent twice; where it is (an upload held in a busy worker's prefetch), the copy finds
+    the upload routed or leased and does nothing."""
+    lease = timezone.timedelta(seconds=settings.VIGIL_SCORING_LEASE_SECONDS)
+    now = timezone.now()
+    routed_after = Upload.objects.filter(
+        created_at__gt=OuterRef("updated_at"), routed_at__isnull=False, routed_at__lt=now - lease
+    )
+    idle = (
+        Upload.objects.filter(
+            status=Upload.Status.PENDING, lease_owner="", score_attempts=0, updated_at__lt=now - 2 * lease
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:OVERTAKEN_CANDIDATES]
+    )
+    return list(Upload.objects.filter(pk__in=list(idle)).filter(Exists(routed_after)).values_list("pk", flat=True))
+
+
 def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:
     """Re-enqueue uploads stuck in ``pending`` or ``fetching``. Two kinds:
 
     - *interrupted*: a worker started on it and stopped renewing its lease (it died mid-task):
       sent again at once, whatever its age (the lease's expiry, ``VIGIL_SCORING_LEASE_SECONDS``,
       is the wait), its interruption counted;
+    - *overtaken* (:func:`uploads_overtaken`): never started although uploads that became pending
+      after it have been scored: its message was lost between the broker and the worker's claim
+      (a worker killed in that instant); sent again at once;
     - *never started* (a message lost before any worker began, a broker outage at upload time):
       sent again once idle for ``older_than_seconds``, so a long queue is not flooded with copies.
 
@@ -414,6 +444,13 @@ def uploads_requeue_stale(*, older_than_seconds: int) -> list[uuid.UUID]:
                 logger.warning("upload %s: its worker stopped renewing the lease; sending it again", upload_id)
                 task.delay(str(upload_id))
                 sent.append(upload_id)
+    for upload_id in uploads_overtaken():
+        if Upload.objects.filter(pk=upload_id, status=Upload.Status.PENDING, lease_owner="").update(
+            updated_at=timezone.now()
+        ):
+            logger.warning("upload %s: uploads sent after it were scored first; sending it again", upload_id)
+            score_upload.delay(str(upload_id))
+            sent.append(upload_id)
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
     for status, task in tasks.items():
         ids = list(

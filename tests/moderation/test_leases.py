@@ -144,3 +144,23 @@ def test_the_lease_is_renewed_while_the_work_runs(uploader, settings):
         while Upload.objects.get(pk=upload.pk).lease_heartbeat_at == claimed_at:
             assert time.monotonic() < deadline, "the lease was never renewed"
             time.sleep(0.1)
+
+
+def test_an_upload_overtaken_by_later_ones_lost_its_message_and_is_sent_again_early(uploader, settings):
+    """A worker killed between taking a message and claiming the upload leaves it pending with no
+    lease and no message. Uploads submitted after it being scored says so long before 300 s."""
+    settings.VIGIL_SCORING_LEASE_SECONDS = 15
+    lost, later, fresh = (make_upload(uploader) for _ in range(3))
+    now = timezone.now()
+    Upload.objects.filter(pk=lost.pk).update(updated_at=now - timedelta(seconds=60))  # idle a minute
+    Upload.objects.filter(pk=later.pk).update(created_at=now - timedelta(seconds=50))
+    assert uploads_requeue_stale(older_than_seconds=300) == []  # nothing after it routed yet: a queue
+
+    Upload.objects.filter(pk=later.pk).update(status="approved", routed_at=now - timedelta(seconds=5))
+    assert uploads_requeue_stale(older_than_seconds=300) == []  # routed only 5 s ago: maybe in hand
+
+    Upload.objects.filter(pk=later.pk).update(routed_at=now - timedelta(seconds=20))
+    assert uploads_requeue_stale(older_than_seconds=300) == [lost.pk]
+    assert uploads_requeue_stale(older_than_seconds=300) == []  # sent once: touched, not idle now
+    fresh.refresh_from_db()
+    assert fresh.status == PENDING  # not idle: left alone
