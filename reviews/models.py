@@ -22,6 +22,7 @@ class ReviewRound(models.Model):
         FAILED = "failed", "Could not be scored"
         AUDIT = "audit", "Audit of an automatic decision"
         SECOND = "second", "Second review of a reject"
+        REOPEN = "reopen", "Reopened by a person"
 
     class Status(models.TextChoices):
         OPEN = "open"
@@ -50,6 +51,11 @@ class ReviewRound(models.Model):
     excluded_moderator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # A round a person reopened (reason ``reopen``): who, and why.
+    reopened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reopen_note = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -105,6 +111,9 @@ class Decision(models.Model):
     upload_status_before = models.CharField(max_length=10)
     upload_decided_by_before = models.CharField(max_length=5, blank=True, default="")
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    revealed = models.BooleanField(
+        null=True, blank=True, help_text="The moderator unblurred the image before deciding (null: not recorded)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

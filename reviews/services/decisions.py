@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +28,25 @@ UNDO_DEPTH = 10  # a moderator's last ten decisions stay editable
 
 class DecisionConflict(Exception):
     """The decision cannot be recorded; the message says why, in words for the moderator."""
+
+
+class RevealRequired(DecisionConflict):
+    """Approving what the model rejected automatically takes a look at it, or an explicit "approve
+    without looking"."""
+
+
+REVEAL_REQUIRED = (
+    "The model rejected this image automatically. Reveal it (r) before approving it, "
+    "or tick \u201cApprove without looking\u201d."
+)
+
+
+def _overrules_auto_reject(round_: ReviewRound, upload: Upload) -> bool:
+    return (
+        round_.reason == ReviewRound.Reason.AUDIT
+        and upload.status == Upload.Status.REJECTED
+        and upload.decided_by == Upload.DecidedBy.AUTO
+    )
 
 
 def _conflict_reason(round_id: int, moderator: AbstractBaseUser) -> str:
@@ -53,10 +73,15 @@ def decision_create(
     category: str = "",
     note: str = "",
     time_spent_ms: int | None = None,
+    revealed: bool | None = None,
+    confirmed_unrevealed: bool = False,
 ) -> Decision:
-    """Record ``moderator``'s label on the round they hold and finish the upload.
+    """Record ``moderator``'s label on the round they hold and finish the upload. ``revealed``
+    records whether they unblurred the image (None: not known).
 
-    Raises :class:`DecisionConflict` if the round is closed or held by someone else.
+    Raises :class:`DecisionConflict` if the round is closed or held by someone else, and
+    :class:`RevealRequired` for an approval of an automatic reject (an audit) made without
+    revealing the image or ``confirmed_unrevealed``.
     """
     if label not in Decision.Label.values:
         raise ValueError(f"label must be one of {Decision.Label.values}")
@@ -71,6 +96,12 @@ def decision_create(
             raise DecisionConflict(_conflict_reason(round_id, moderator))
         round_ = ReviewRound.objects.select_related("upload__score").get(pk=round_id)
         upload = round_.upload
+        if (
+            label == Decision.Label.SAFE
+            and not (revealed or confirmed_unrevealed)
+            and _overrules_auto_reject(round_, upload)
+        ):
+            raise RevealRequired(REVEAL_REQUIRED)
         finished = (
             Upload.objects.filter(pk=upload.pk)
             .exclude(status=Upload.Status.PENDING)
@@ -97,6 +128,7 @@ def decision_create(
             upload_status_before=upload.status,
             upload_decided_by_before=upload.decided_by,
             time_spent_ms=time_spent_ms,
+            revealed=revealed,
         )
         known_image_record(upload=upload, label=label, labelled_by=moderator)
         if (
@@ -116,16 +148,41 @@ class BulkResult:
     conflicts: list[str] = field(default_factory=list)
 
 
+def category_default(round_: ReviewRound) -> str:
+    """The reject category when none was chosen: the model's top category when it is one of the
+    review categories, else the last of them ("other")."""
+    names = settings.VIGIL_REVIEW_CATEGORIES
+    return round_.category if round_.category in names else names[-1]
+
+
 def decisions_create_many(
-    *, round_ids: Iterable[int], moderator: AbstractBaseUser, label: str, category: str = ""
+    *,
+    round_ids: Iterable[int],
+    moderator: AbstractBaseUser,
+    label: str,
+    category: str = "",
+    revealed_ids: Iterable[int] = (),
 ) -> BulkResult:
     """Decide several held rounds with one label (grid mode). Each is its own conditional decision,
-    so a lost lease on one does not undo the others."""
+    so a lost lease on one does not undo the others. A reject with no ``category`` takes each
+    image's own top category; ``revealed_ids`` are the rounds whose tile was unblurred."""
     result = BulkResult()
+    round_ids = list(round_ids)
+    revealed_ids = set(revealed_ids)
+    keys = {r.pk: r for r in ReviewRound.objects.filter(pk__in=round_ids)}
     for round_id in round_ids:
+        chosen = category
+        if label == Decision.Label.HARMFUL and not chosen and round_id in keys:
+            chosen = category_default(keys[round_id])
         try:
             result.decided.append(
-                decision_create(round_id=round_id, moderator=moderator, label=label, category=category)
+                decision_create(
+                    round_id=round_id,
+                    moderator=moderator,
+                    label=label,
+                    category=chosen,
+                    revealed=round_id in revealed_ids,
+                )
             )
         except DecisionConflict as exc:
             result.conflicts.append(str(exc))
@@ -133,9 +190,10 @@ def decisions_create_many(
 
 
 def decisions_recent(*, moderator: AbstractBaseUser) -> list[Decision]:
-    """The moderator's last :data:`UNDO_DEPTH` decisions, newest first: the ones they may undo."""
+    """The moderator's last :data:`UNDO_DEPTH` standing decisions, newest first: the ones they may
+    undo. Undone ones take no place among them."""
     return list(
-        Decision.objects.filter(moderator=moderator)
+        Decision.objects.filter(moderator=moderator, round__status=ReviewRound.Status.DECIDED)
         .select_related("round", "upload")
         .order_by("-created_at", "-id")[:UNDO_DEPTH]
     )
@@ -150,15 +208,19 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
     moderator, who decides it again. Refused once anyone else has decided the upload since.
     """
     recent = decisions_recent(moderator=moderator)
-    standing = [d for d in recent if d.round.status == ReviewRound.Status.DECIDED]
     if decision_id is None:
-        if not standing:
+        if not recent:
             raise DecisionConflict("Nothing to undo.")
-        decision = standing[0]
+        decision = recent[0]
     else:
         decision = next((d for d in recent if d.pk == decision_id), None)
         if decision is None:
-            raise DecisionConflict(f"Only your last {UNDO_DEPTH} decisions can be undone.")
+            mine = Decision.objects.filter(pk=decision_id, moderator=moderator).select_related("round").first()
+            if mine is not None and mine.round.status == ReviewRound.Status.UNDONE:
+                raise DecisionConflict("That decision was already undone.")
+            raise DecisionConflict(
+                f"Only your last {UNDO_DEPTH} decisions can be undone; reopen older ones from My decisions."
+            )
     now = timezone.now()
     with transaction.atomic():
         upload = (
