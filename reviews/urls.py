@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reviews import views
+from reviews import views, views_decisions
 
 app_name = "reviews"
 
@@ -16,4 +16,7 @@ urlpatterns = [
     path("r/<int:round_id>/decide", views.round_decide, name="decide"),
     path("r/<int:round_id>/skip", views.round_skip, name="skip"),
     path("r/<int:round_id>/lease", views.round_renew_lease, name="lease"),
+    path("decisions/", views_decisions.decisions, name="decisions"),
+    path("decisions/<int:decision_id>/change", views_decisions.decision_change_view, name="decision_change"),
+    path("uploads/<uuid:upload_id>/reopen", views_decisions.upload_reopen_view, name="upload_reopen"),
 ]

@@ -31,10 +31,12 @@ from reviews.services.claims import ClaimUnavailable, round_claim, round_release
 from reviews.services.decisions import (
     UNDO_DEPTH,
     DecisionConflict,
+    RevealRequired,
     decision_create,
     decision_undo,
     decisions_create_many,
     decisions_recent,
+    overrules_auto_reject,
 )
 
 SKIPPED = "review_skipped"
@@ -73,6 +75,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "query": query,
             "now": timezone.now(),
             "categories": category_choices(),
+            "last_decision": _last_decision(request),
         },
         status=400 if form.errors else 200,
     )
@@ -97,6 +100,11 @@ def next_item(request: HttpRequest) -> HttpResponse:
     return redirect(_with_query(reverse("reviews:round", args=[claimed[0].pk]), query))
 
 
+def _last_decision(request: HttpRequest):
+    recent = decisions_recent(moderator=request.user)
+    return recent[0] if recent else None
+
+
 def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: DecisionForm, *, status: int = 200):
     upload = round_.upload
     prefs = preferences_for(request.user)
@@ -119,6 +127,7 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "recent": decisions_recent(moderator=request.user),
             "undo_depth": UNDO_DEPTH,
             "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,
+            "needs_reveal": overrules_auto_reject(round_, upload),
         },
         status=status,
     )
@@ -154,6 +163,12 @@ def round_decide(request: HttpRequest, round_id: int) -> HttpResponse:
         return _round_page(request, round_, query, form, status=400)
     try:
         decision_create(round_id=round_id, moderator=request.user, **form.cleaned_data)
+    except RevealRequired as exc:
+        form.add_error("confirmed_unrevealed", str(exc))
+        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(
+            pk=round_id
+        )
+        return _round_page(request, round_, query, form, status=400)
     except DecisionConflict as exc:
         messages.warning(request, str(exc))
     else:
@@ -188,11 +203,15 @@ def round_renew_lease(request: HttpRequest, round_id: int) -> HttpResponse:
 def undo(request: HttpRequest) -> HttpResponse:
     _, _, _, query = _slice(request)
     raw = request.POST.get("decision", "")
+    to_grid = request.POST.get("then") == "grid"
     try:
         round_ = decision_undo(moderator=request.user, decision_id=int(raw) if raw.isdigit() else None)
     except DecisionConflict as exc:
         messages.warning(request, str(exc))
-        return redirect(_next_url(query))
+        return redirect(_with_query(reverse("reviews:grid"), query) if to_grid else _next_url(query))
+    if to_grid:  # the reopened round is held for you, so the grid shows it first
+        messages.info(request, "Decision undone. The image is back in your grid.")
+        return redirect(_with_query(reverse("reviews:grid"), query))
     messages.info(request, "Decision undone. Decide this image again.")
     return redirect(_with_query(reverse("reviews:round", args=[round_.pk]), query))
 
@@ -216,6 +235,7 @@ def grid(request: HttpRequest) -> HttpResponse:
                 moderator=request.user,
                 label=bulk.cleaned_data["label"],
                 category=bulk.cleaned_data["category"],
+                revealed_ids=bulk.cleaned_data["revealed"],
             )
             if result.decided:
                 messages.success(request, f"Marked {len(result.decided)} {bulk.cleaned_data['label']}.")
@@ -233,6 +253,8 @@ def grid(request: HttpRequest) -> HttpResponse:
             "query": query,
             "prefs": prefs,
             "categories": category_choices()[:5],
+            "last_decision": _last_decision(request),
+            "then": "grid",
         },
         status=status,
     )

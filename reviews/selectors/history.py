@@ -7,7 +7,7 @@ from django.db.models import Q
 
 from moderation.models import Upload
 from moderation.services.known_images import known_image_matches
-from reviews.models import Decision, ModeratorPreferences
+from reviews.models import Decision, ModeratorPreferences, ReviewRound
 
 
 def decisions_on_similar(*, upload: Upload, limit: int = 20) -> list[Decision]:
@@ -29,3 +29,17 @@ def known_matches_for(*, upload: Upload) -> list:
 def preferences_for(user: AbstractBaseUser) -> ModeratorPreferences:
     """The moderator's saved preferences, or the defaults (unsaved) when they never set any."""
     return ModeratorPreferences.objects.filter(user=user).first() or ModeratorPreferences(user=user)
+
+
+def rounds_of(*, upload: Upload) -> list[ReviewRound]:
+    """Every review round of ``upload``, oldest first, each with its decision (or None) on
+    ``round.decision_or_none``: the upload's whole human history, undone rounds included."""
+    rounds = list(
+        ReviewRound.objects.filter(upload=upload)
+        .select_related("claimed_by", "reopened_by", "excluded_moderator")
+        .order_by("number")
+    )
+    decisions = {d.round_id: d for d in Decision.objects.filter(upload=upload).select_related("moderator")}
+    for round_ in rounds:
+        round_.decision_or_none = decisions.get(round_.pk)
+    return rounds

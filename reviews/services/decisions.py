@@ -41,7 +41,7 @@ REVEAL_REQUIRED = (
 )
 
 
-def _overrules_auto_reject(round_: ReviewRound, upload: Upload) -> bool:
+def overrules_auto_reject(round_: ReviewRound, upload: Upload) -> bool:
     return (
         round_.reason == ReviewRound.Reason.AUDIT
         and upload.status == Upload.Status.REJECTED
@@ -99,7 +99,7 @@ def decision_create(
         if (
             label == Decision.Label.SAFE
             and not (revealed or confirmed_unrevealed)
-            and _overrules_auto_reject(round_, upload)
+            and overrules_auto_reject(round_, upload)
         ):
             raise RevealRequired(REVEAL_REQUIRED)
         finished = (

@@ -1,11 +1,22 @@
-// Grid mode: arrows move between tiles, space selects, * selects all, a/x decide the selection,
-// 1-5 choose the reject category, r reveals the focused tile (shift+r all tiles).
+// Grid mode: arrows move between tiles, space (or the tile's box) selects, * selects all, a/x
+// decide the selection, 0-5 choose the reject category (0: each image's top category), a click
+// or r reveals a tile (shift+r all tiles), backspace undoes the last decision. A revealed tile
+// is reported with the decision.
 (function () {
   var form = document.querySelector("[data-grid]");
-  if (!form) { vigilKeys(function () {}); return; }
+  var undo = document.getElementById("undo-form");
+  var sent = false;
+  function undoLast() {
+    if (sent || !undo) return;
+    sent = true;
+    undo.requestSubmit();
+  }
+  if (!form) {
+    vigilKeys(function (event) { if (event.key === "Backspace") { undoLast(); return true; } });
+    return;
+  }
   var tiles = Array.prototype.slice.call(form.querySelectorAll("[data-tile]"));
   var current = 0;
-  var sent = false;
 
   function focus(index) {
     current = Math.max(0, Math.min(tiles.length - 1, index));
@@ -16,16 +27,21 @@
     while (n < tiles.length && tiles[n].offsetTop === top) n++;
     return Math.max(n, 1);
   }
-  function toggle(tile) {
-    var box = tile.querySelector("input");
-    box.checked = !box.checked;
-    tile.classList.toggle("selected", box.checked);
+  function box(tile) { return tile.querySelector("input[name=rounds]"); }
+  function select(tile, on) {
+    box(tile).checked = on;
+    tile.classList.toggle("selected", on);
+  }
+  function reveal(tile, on) {
+    tile.classList.toggle("blurred", !on);
+    if (on) tile.querySelector("[data-revealed]").checked = true;
   }
   tiles.forEach(function (tile, index) {
-    tile.addEventListener("click", function (event) {
-      event.preventDefault();
+    box(tile).addEventListener("change", function () { current = index; select(tile, box(tile).checked); });
+    tile.querySelector("img").addEventListener("click", function () {
       current = index;
-      toggle(tile);
+      tile.focus();
+      reveal(tile, tile.classList.contains("blurred"));
     });
   });
   function decide(label) {
@@ -40,18 +56,23 @@
     if (key === "ArrowLeft") { focus(current - 1); return true; }
     if (key === "ArrowDown") { focus(current + columns()); return true; }
     if (key === "ArrowUp") { focus(current - columns()); return true; }
-    if (key === " ") { toggle(tiles[current]); return true; }
+    if (key === " ") { select(tiles[current], !box(tiles[current]).checked); return true; }
     if (key === "*") {
-      var all = tiles.some(function (t) { return !t.querySelector("input").checked; });
-      tiles.forEach(function (t) { if (t.querySelector("input").checked !== all) toggle(t); });
+      var all = tiles.some(function (t) { return !box(t).checked; });
+      tiles.forEach(function (t) { select(t, all); });
       return true;
     }
     if (key === "a") { decide("safe"); return true; }
     if (key === "x") { decide("harmful"); return true; }
-    if (key === "r") { tiles[current].classList.toggle("blurred"); return true; }
-    if (key === "R") { tiles.forEach(function (t) { t.classList.toggle("blurred"); }); return true; }
-    if (/^[1-5]$/.test(key)) {
-      var radio = form.querySelectorAll("input[name=category]")[Number(key) - 1];
+    if (key === "Backspace") { undoLast(); return true; }
+    if (key === "r") { reveal(tiles[current], tiles[current].classList.contains("blurred")); return true; }
+    if (key === "R") {
+      var any = tiles.some(function (t) { return t.classList.contains("blurred"); });
+      tiles.forEach(function (t) { reveal(t, any); });
+      return true;
+    }
+    if (/^[0-5]$/.test(key)) {
+      var radio = form.querySelectorAll("input[name=category]")[Number(key)];
       if (radio) radio.checked = true;
       return true;
     }

@@ -1,20 +1,43 @@
 // One-at-a-time review, keyboard first: a approve, x reject, 1-5 category, space skip,
-// backspace undo, r reveal, ? shortcuts. Each decision submits once; time on the item is sent.
+// backspace undo, r reveal, ? shortcuts. Each decision submits once; time on the item is sent,
+// and whether the image was unblurred. Approving an automatic reject (an audit) waits for a
+// reveal or the "approve without looking" box.
 (function () {
   var form = document.getElementById("decision-form");
   var skip = document.getElementById("skip-form");
   var undo = document.getElementById("undo-form");
+  var figure = document.querySelector("figure.preview[data-reveal]");
+  var needsReveal = document.querySelector("[data-needs-reveal]");
   var shown = performance.now();
+  var revealed = false;
   var sent = false;
 
+  if (figure) {
+    new MutationObserver(function () {
+      if (!figure.classList.contains("blurred")) revealed = true;
+    }).observe(figure, { attributes: true, attributeFilter: ["class"] });
+  }
+  function approvalWaits() {
+    if (!needsReveal || revealed) return false;
+    var box = needsReveal.querySelector("input[type=checkbox]");
+    if (box && box.checked) return false;
+    needsReveal.classList.add("attention");
+    return true;
+  }
   function submitOnce(target, button) {
     if (sent || !target) return;
     sent = true;
     if (button) button.click(); else target.requestSubmit();
   }
   if (form) {
-    form.addEventListener("submit", function () {
+    form.addEventListener("submit", function (event) {
+      if (event.submitter && event.submitter.value === "safe" && approvalWaits()) {
+        event.preventDefault();
+        sent = false;
+        return;
+      }
       form.querySelector("[name=time_spent_ms]").value = Math.round(performance.now() - shown);
+      form.querySelector("[name=revealed]").value = revealed ? "1" : "";
     });
   }
   function decide(label) {
