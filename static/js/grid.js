@@ -37,6 +37,7 @@
     if (on) tile.querySelector("[data-revealed]").checked = true;
   }
   tiles.forEach(function (tile, index) {
+    tile.addEventListener("focus", function () { current = index; });
     box(tile).addEventListener("change", function () { current = index; select(tile, box(tile).checked); });
     tile.querySelector("img").addEventListener("click", function () {
       current = index;
