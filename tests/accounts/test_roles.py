@@ -10,9 +10,9 @@ def test_a_page_looks_the_role_up_once(client, django_assert_num_queries):
     """The view's permission check and the template's role flags share one group query."""
     client.force_login(make_user(Role.MODERATOR))
     # session, user, role (once, not three times), the queue counts aggregate, the page's count,
-    # the scoring-health banner's worker heartbeats and oldest pending upload; the empty queue
-    # fetches no rows
-    with django_assert_num_queries(7):
+    # the scoring-health banner's worker heartbeats and oldest pending upload, the last decision
+    # (the undo form); the empty queue fetches no rows
+    with django_assert_num_queries(8):
         assert client.get("/review/").status_code == 200
 
 

@@ -80,7 +80,7 @@ def test_audits_count_as_overturned_when_the_human_disagrees(moderator):
         round_.delete()
         upload.refresh_from_db()
         audit = round_claim(round_id=round_open(upload=upload, reason="audit").pk, moderator=moderator)
-        decision_create(round_id=audit.pk, moderator=moderator, label=label)
+        decision_create(round_id=audit.pk, moderator=moderator, label=label, revealed=True)
     rollups_refresh()
     counts = totals(traffic_cells(model_version=active(), window=window_named("24h")))
     assert (counts["auto_approved"], counts["auto_rejected"], counts["queued"]) == (2, 1, 0)

@@ -100,6 +100,20 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 409, "admin": 409, "api_client": 302},
     ),
+    "reviews:decisions": (
+        "get",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 200, "admin": 200, "api_client": 302},
+    ),
+    # Someone else's decision: the moderator is refused (a message and a redirect, nothing
+    # reopened; tests/reviews/test_decisions_page.py), an admin reopens it.
+    "reviews:decision_change": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 302, "admin": 302, "api_client": 302},
+    ),
+    "reviews:upload_reopen": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 302, "api_client": 302},
+    ),
     "metrics:thresholds": (
         "get",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 403, "admin": 200, "api_client": 302},
@@ -235,11 +249,21 @@ def world(db):
             "run_id": TrainingRun.objects.create(trigger="admin").pk,
             "version_id": model_version_ensure_active().pk,
             "delivery_id": delivery.pk,
+            "decision_id": _someone_elses_decision().pk,
             "draft_id": PolicyDraft.objects.create(
                 model_version=model_version_ensure_active(), thresholds={}, reason="test"
             ).pk,
         },
     }
+
+
+def _someone_elses_decision():
+    from reviews.services.claims import round_claim
+    from reviews.services.decisions import decision_create
+
+    other = make_user(Role.MODERATOR, username="other-mod")
+    held = round_claim(round_id=make_round(score=0.3).pk, moderator=other)
+    return decision_create(round_id=held.pk, moderator=other, label="harmful")
 
 
 def _url(name: str, args: dict) -> str:
