@@ -28,16 +28,21 @@ load_env_file(LOCAL_ENV_FILE)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 _DEV_SECRET_KEY = "vigil-dev-only-insecure-key"
+SECRET_KEY_MIN_LENGTH = 32
+_SECRET_KEY_HOW = (
+    f"at least {SECRET_KEY_MIN_LENGTH} characters, random, not starting with 'django-insecure' "
+    "(python -c 'import secrets; print(secrets.token_urlsafe(50))' makes one)"
+)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Production settings need a real secret key "
-            "(50+ random characters); set DJANGO_DEBUG=1 for a development run."
+            f"DJANGO_SECRET_KEY is not set. Production settings need a real secret key: {_SECRET_KEY_HOW}. "
+            "For a development run, `make run` writes var/local.env with DJANGO_DEBUG=1, or set DJANGO_DEBUG=1."
         )
     SECRET_KEY = _DEV_SECRET_KEY
-elif not DEBUG and (len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure")):
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY is too weak for production: use 50+ random characters.")
+elif not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or SECRET_KEY.startswith("django-insecure")):
+    raise ImproperlyConfigured(f"DJANGO_SECRET_KEY is too weak for production: use {_SECRET_KEY_HOW}.")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

@@ -32,6 +32,16 @@ def test_production_refuses_a_weak_secret_key(tmp_path):
     assert "too weak" in result.stderr
 
 
+def test_the_secret_key_messages_state_the_minimum_the_code_checks(tmp_path):
+    """The messages say 32 characters, the length the check uses: 31 is refused, 32 starts."""
+    missing = load_settings(tmp_path, DJANGO_DEBUG="0")
+    short = load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k" * 31)
+    for result in (missing, short):
+        assert result.returncode != 0
+        assert "at least 32 characters" in result.stderr and "50+" not in result.stderr
+    assert load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k" * 32).returncode == 0
+
+
 def test_production_starts_with_a_real_secret_key(tmp_path):
     result = load_settings(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="k" * 50)
     assert result.returncode == 0, result.stderr

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from accounts.roles import Role
+from config.env import env_int
 from accounts.services import user_create
 from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
 from moderation.services.policies import policy_current
@@ -51,7 +52,9 @@ class Command(BaseCommand):
         credentials_file.parent.mkdir(parents=True, exist_ok=True)
         credentials_file.write_text(json.dumps(saved))
         credentials_file.chmod(0o600)
-        self.stdout.write(self.style.SUCCESS("Demo accounts (sign in at http://127.0.0.1:8000/login/):"))
+        # The port `make run` serves on (config/supervisord.conf reads the same variable).
+        port = env_int("VIGIL_PORT", 8000, minimum=1)
+        self.stdout.write(self.style.SUCCESS(f"Demo accounts (sign in at http://127.0.0.1:{port}/login/):"))
         for username in DEMO_USERS:
             shown = saved.get(username) or f"(unknown: set VIGIL_DEMO_{username.upper()}_PASSWORD to reset)"
             self.stdout.write(f"  {username:<10} password: {shown}")
