@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import health
@@ -18,6 +20,8 @@ urlpatterns = [
     path("feedback/", include("feedback.urls")),
     path("integrations/", include("integrations.urls")),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
+    # Browsers, and pages not templated here (the API docs), ask for /favicon.ico.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -197,6 +197,7 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "get",
         {"anonymous": 302, "uploader": 302, "other_uploader": 302, "moderator": 302, "admin": 200, "api_client": 302},
     ),
+    "favicon": ("get", dict.fromkeys(ROLES, 301)),
     "healthz": ("get", dict.fromkeys(ROLES, 200)),
     "readyz": ("get", dict.fromkeys(ROLES, 200)),
     # Last: it ends the session.
