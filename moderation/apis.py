@@ -6,7 +6,7 @@ import json
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import parsers, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -89,8 +89,23 @@ def api_not_found(request, *args, **kwargs) -> JsonResponse:
 
 
 class UploadPagination(CursorPagination):
+    """Newest first, 50 a page; ``?page_size=`` asks for up to ``max_page_size`` (README)."""
+
     page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
     ordering = "-created_at"
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "page_size",
+        int,
+        description=f"Uploads per page: default {UploadPagination.page_size}, at most "
+        f"{UploadPagination.max_page_size} (larger values are capped). The `next` link keeps it.",
+    ),
+    OpenApiParameter("cursor", str, description="Opaque position from the previous page's `next` or `previous`."),
+]
 
 
 class UploadListCreateApi(APIView):
@@ -174,7 +189,7 @@ class UploadListCreateApi(APIView):
             raise ValidationError({"url" if exc.field == "image" else exc.field: [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
-    @extend_schema(operation_id="uploads_list", responses={200: PAGE, 401: UNAUTHORIZED})
+    @extend_schema(operation_id="uploads_list", parameters=LIST_PARAMETERS, responses={200: PAGE, 401: UNAUTHORIZED})
     def get(self, request: Request) -> Response:
         uploads = uploads_visible_to(request.user).filter(submitter=request.user)
         paginator = UploadPagination()
