@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from accounts.roles import Role
-from config.env import env_int
 from accounts.services import user_create
+from config.env import env_int
 from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
 from moderation.services.policies import policy_current
 
