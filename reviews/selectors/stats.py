@@ -1,5 +1,8 @@
 """Moderator statistics, computed by the database.
 
+Every figure counts *standing* decisions (their round still decided); decisions the moderator
+undid are counted apart (``undone``) and only in the active hours, as time spent working.
+
 - *decisions per hour*: decisions divided by the clock hours in which the moderator decided
   anything (an active hour), so breaks do not count against anyone;
 - *agreement with the model*: the share of decisions whose label matches the model's lean at the
@@ -26,7 +29,8 @@ MODEL_LEAN = 0.5
 @dataclass(frozen=True)
 class ModeratorStats:
     username: str
-    decisions: int
+    decisions: int  # standing
+    undone: int
     rejected: int
     active_hours: int
     per_hour: float
@@ -53,16 +57,19 @@ def moderator_stats(
     standing = decisions.filter(round__status=ReviewRound.Status.DECIDED).annotate(
         has_peer=Exists(others), peer_agrees=Exists(others.filter(label=OuterRef("label")))
     )
+    kept = Q(round__status=ReviewRound.Status.DECIDED)
+    undone = Q(round__status=ReviewRound.Status.UNDONE)
     base = (
         decisions.values("moderator")
         .annotate(
-            n=Count("id"),
-            rejected=Count("id", filter=Q(label="harmful")),
+            n=Count("id", filter=kept),
+            undone=Count("id", filter=undone),
+            rejected=Count("id", filter=kept & Q(label="harmful")),
             hours=Count(TruncHour("created_at"), distinct=True),
-            scored=Count("id", filter=Q(model_score__isnull=False)),
-            with_model=Sum(agrees_with_model, filter=Q(model_score__isnull=False)),
-            spent=Sum("time_spent_ms", output_field=FloatField()),
-            timed=Count("time_spent_ms"),
+            scored=Count("id", filter=kept & Q(model_score__isnull=False)),
+            with_model=Sum(agrees_with_model, filter=kept & Q(model_score__isnull=False)),
+            spent=Sum("time_spent_ms", filter=kept, output_field=FloatField()),
+            timed=Count("time_spent_ms", filter=kept),
         )
         .order_by()
     )
@@ -83,6 +90,7 @@ def moderator_stats(
             ModeratorStats(
                 username=names[row["moderator"]],
                 decisions=row["n"],
+                undone=row["undone"],
                 rejected=row["rejected"],
                 active_hours=row["hours"],
                 per_hour=row["n"] / row["hours"] if row["hours"] else 0.0,

@@ -59,4 +59,25 @@ def test_undone_decisions_do_not_count_as_peer_opinions():
     now = timezone.now()
     rows = {r.username: r for r in moderator_stats(since=now - timedelta(days=1), until=now + timedelta(seconds=1))}
     assert rows["ann"].peer_compared == 0
-    assert rows["bob"].decisions == 1  # the undone decision is still work done
+    assert (rows["bob"].decisions, rows["bob"].undone) == (0, 1)  # undone: shown apart, not counted
+
+
+@pytest.mark.django_db
+def test_stats_count_standing_decisions_and_show_undone_ones_apart(client):
+    """45 decisions of which 13 undone used to show as 45: the figures are the 32 that stand."""
+    ann = make_user(Role.MODERATOR, username="ann")
+    for i in range(5):
+        decide(ann, make_round(score=0.9), "harmful" if i < 2 else "safe", 1000 * (i + 1))
+    decision_undo(moderator=ann)  # the last (safe, 5 s) is undone...
+    decision_undo(moderator=ann)  # ...and the one before (safe, 4 s)
+    now = timezone.now()
+    [row] = moderator_stats(since=now - timedelta(days=1), until=now + timedelta(seconds=1))
+    assert (row.decisions, row.undone, row.rejected, row.active_hours) == (3, 2, 2, 1)
+    assert row.per_hour == pytest.approx(3.0)
+    assert row.mean_seconds == pytest.approx(2.0)  # (1 + 2 + 3) / 3: the standing ones
+    assert row.model_agreement == pytest.approx(2 / 3)  # harmful at 0.9 twice, safe once
+
+    client.force_login(ann)
+    page = client.get("/review/stats/").content.decode()
+    assert "<th>Standing decisions</th>" in page and "<th>Undone</th>" in page
+    assert "<td>3</td><td>2</td>" in page
