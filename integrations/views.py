@@ -46,8 +46,17 @@ def deliveries(request: HttpRequest) -> HttpResponse:
 @require_POST
 def redeliver(request: HttpRequest, delivery_id: uuid.UUID) -> HttpResponse:
     delivery = get_object_or_404(WebhookDelivery, pk=delivery_id)
-    if delivery_redeliver(delivery_id=delivery.pk):
+    seen = request.POST.get("attempts", "")
+    if delivery_redeliver(delivery_id=delivery.pk, seen_attempts=int(seen) if seen.isdigit() else None):
         messages.success(request, f"Delivery {delivery.pk} queued again.")
-    else:
+        return redirect("integrations:deliveries")
+    delivery.refresh_from_db()
+    if delivery.status == WebhookDelivery.Status.SENDING:
         messages.warning(request, f"Delivery {delivery.pk} is being sent right now; try again in a moment.")
+    else:
+        messages.warning(
+            request,
+            f"Delivery {delivery.pk} was attempted again since you loaded the page (now {delivery.status}, "
+            f"attempt {delivery.attempts}); nothing was sent. Redeliver from this page if you still want to.",
+        )
     return redirect("integrations:deliveries")

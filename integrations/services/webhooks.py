@@ -225,19 +225,24 @@ def _settle(delivery: WebhookDelivery, *, succeeded: bool, final: bool = False) 
     return WebhookDelivery.Status.PENDING
 
 
-def delivery_redeliver(*, delivery_id: uuid.UUID | str) -> bool:
-    """Send a delivery again now, with a fresh budget of attempts (an admin's button). Refused
-    while an attempt is in flight. Receivers see the same ``Vigil-Delivery`` id again."""
+def delivery_redeliver(*, delivery_id: uuid.UUID | str, seen_attempts: int | None = None) -> bool:
+    """Send a delivery again now, with a fresh budget of attempts (an admin's button). Receivers
+    see the same ``Vigil-Delivery`` id again.
+
+    Fenced like the retry path: refused while an attempt is in flight, and, given
+    ``seen_attempts`` (the attempts the admin's page showed), refused once another attempt was
+    made since. Without that, a click on a delivery waiting to retry, landing after its retry
+    succeeded, would send the event a second time. On a delivery waiting to retry it makes that
+    retry due now; the retry's own message, arriving later, finds nothing due and sends nothing."""
+    rows = WebhookDelivery.objects.filter(pk=delivery_id).exclude(status=WebhookDelivery.Status.SENDING)
+    if seen_attempts is not None:
+        rows = rows.filter(attempts=seen_attempts)
     with transaction.atomic():
-        changed = (
-            WebhookDelivery.objects.filter(pk=delivery_id)
-            .exclude(status=WebhookDelivery.Status.SENDING)
-            .update(
-                status=WebhookDelivery.Status.PENDING,
-                next_attempt_at=timezone.now(),
-                max_attempts=F("attempts") + settings.VIGIL_WEBHOOK_MAX_ATTEMPTS,
-                delivered_at=None,
-            )
+        changed = rows.update(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at=timezone.now(),
+            max_attempts=F("attempts") + settings.VIGIL_WEBHOOK_MAX_ATTEMPTS,
+            delivered_at=None,
         )
         if changed:
             transaction.on_commit(lambda: _enqueue(delivery_id), robust=True)

@@ -318,3 +318,54 @@ def test_policy_and_model_changes_reach_every_client_signed(client_with_hook, re
         ["cand"],
     )
     assert len(receiver.to("/other")) == 2
+
+
+def _redeliver_form(page: str, delivery) -> dict:
+    """The Redeliver form's fields for ``delivery`` as the admin's page rendered them."""
+    import re
+
+    form = re.search(rf'action="/integrations/webhooks/{delivery.pk}/redeliver/".*?</form>', page, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def test_redeliver_on_a_delivery_waiting_to_retry_never_sends_twice(client_with_hook, receiver, settings, client):
+    """The admin's page shows a delivery waiting to retry; its retry runs (and succeeds) before the
+    click lands. The click must not send the event again: it is fenced on the attempt the page
+    showed, as the retry path is fenced on its claim. Before the fence this sent it twice."""
+    from accounts.roles import Role
+    from tests.factories import make_user
+
+    settings.VIGIL_WEBHOOK_BACKOFF_SECONDS = 0.05
+    receiver.answers["/hook"] = [Answer(status=500), Answer(status=200), Answer(status=200)]
+    route_with(make_upload(client_with_hook.user), SAFE)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery_send(delivery_id=delivery.pk) == "pending"  # waiting to retry
+
+    client.force_login(make_user(Role.ADMIN, username="boss"))
+    page = client.get("/integrations/webhooks/").content.decode()
+    fields = _redeliver_form(page, delivery)
+    assert fields["attempts"] == "1"
+
+    time.sleep(0.1)
+    assert delivery_send(delivery_id=delivery.pk) == "succeeded"  # the scheduled retry
+    response = client.post(f"/integrations/webhooks/{delivery.pk}/redeliver/", fields, follow=True)
+    assert "was attempted again since" in response.content.decode()
+    assert delivery_send(delivery_id=delivery.pk) is None  # whatever message is still out there
+    assert len(receiver.to("/hook")) == 2
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+
+
+def test_redeliver_hurries_a_waiting_retry_and_the_scheduled_one_sends_nothing(client_with_hook, receiver, settings):
+    settings.VIGIL_WEBHOOK_BACKOFF_SECONDS = 0.05
+    receiver.answers["/hook"] = [Answer(status=500), Answer(status=200), Answer(status=200)]
+    route_with(make_upload(client_with_hook.user), SAFE)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery_send(delivery_id=delivery.pk) == "pending"
+    assert delivery_redeliver(delivery_id=delivery.pk, seen_attempts=1)
+    assert not delivery_redeliver(delivery_id=delivery.pk, seen_attempts=0)  # a staler page: refused
+    # The redelivery's message and the retry's own message both arrive: one POST.
+    assert delivery_send(delivery_id=delivery.pk) == "succeeded"
+    time.sleep(0.1)
+    assert delivery_send(delivery_id=delivery.pk) is None
+    assert [r.headers["Vigil-Attempt"] for r in receiver.to("/hook")] == ["1", "2"]
