@@ -24,7 +24,7 @@ from accounts.roles import Role, user_has_role
 from moderation.selectors import scored_frames, video_timeline
 from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
 from reviews.models import ReviewRound
-from reviews.selectors.history import decisions_on_similar, known_matches_for, preferences_for
+from reviews.selectors.history import preferences_for, similar_decisions
 from reviews.selectors.queue import Ordering, QueueFilters, queue_counts, queue_page_rounds
 from reviews.selectors.stats import moderator_stats
 from reviews.services.claims import ClaimUnavailable, round_claim, round_release, round_renew, rounds_claim
@@ -120,8 +120,8 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "prefs": prefs,
             "categories": category_choices()[:5],
             "default_category": top or settings.VIGIL_REVIEW_CATEGORIES[-1],
-            "history": decisions_on_similar(upload=upload),
-            "known_matches": known_matches_for(upload=upload),
+            "similar": similar_decisions(upload=upload),
+            "near_bits": settings.VIGIL_KNOWN_IMAGE_DISTANCE,
             "frames": scored_frames(upload),
             "video": video_timeline(upload),
             "recent": decisions_recent(moderator=request.user),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
@@ -10,20 +12,45 @@ from moderation.services.known_images import known_image_matches
 from reviews.models import Decision, ModeratorPreferences, ReviewRound
 
 
-def decisions_on_similar(*, upload: Upload, limit: int = 20) -> list[Decision]:
-    """Decisions on this upload and on uploads of the same bytes (sha256) or the same perceptual
-    hash (a re-encode, resize or small edit of the same picture), newest first, undone ones too."""
-    same = Q(upload=upload) | Q(upload__sha256=upload.sha256)
+@dataclass(frozen=True)
+class SimilarDecision:
+    decision: Decision
+    relation: str  # "this upload", "same file", "same picture" or "near-identical picture"
+    distance: int  # pHash bits from this upload's picture (0 for the same file or upload)
+
+    @property
+    def standing(self) -> bool:
+        return self.decision.round.status == ReviewRound.Status.DECIDED
+
+
+def similar_decisions(*, upload: Upload, limit: int = 20) -> list[SimilarDecision]:
+    """What humans decided about this picture, newest first, undone decisions too: on this upload,
+    on uploads of the same bytes (sha256), and on uploads whose picture is within
+    ``VIGIL_KNOWN_IMAGE_DISTANCE`` pHash bits, the rule that auto-rejects near copies of harmful
+    pictures (``known_image_matches``). Near pictures are found through the labels humans left
+    (the known-image table), so an undone decision on a near, not identical, picture is not listed."""
+    same = Q(upload=upload)
+    if upload.sha256:
+        same |= Q(upload__sha256=upload.sha256)
+    distances = {}
     if upload.phash:  # empty until the worker decoded it (never, for an undecodable original)
-        same |= Q(upload__phash=upload.phash)
-    return list(
-        Decision.objects.filter(same).select_related("moderator", "round", "upload").order_by("-created_at")[:limit]
-    )
-
-
-def known_matches_for(*, upload: Upload) -> list:
-    """Human-labelled pictures near this one (same or close perceptual hash), other than itself."""
-    return [m for m in known_image_matches(phash=upload.phash) if m.known.upload_id != upload.pk]
+        distances = {m.known.phash: m.distance for m in known_image_matches(phash=upload.phash)}
+        distances[upload.phash] = 0
+        same |= Q(upload__phash__in=list(distances))
+    decisions = Decision.objects.filter(same).select_related("moderator", "round", "upload").order_by("-created_at")
+    entries = []
+    for decision in decisions[:limit]:
+        other = decision.upload
+        if other.pk == upload.pk:
+            entries.append(SimilarDecision(decision, "this upload", 0))
+        elif upload.sha256 and other.sha256 == upload.sha256:
+            entries.append(SimilarDecision(decision, "same file", 0))
+        else:
+            distance = distances.get(other.phash, 0)
+            entries.append(
+                SimilarDecision(decision, "near-identical picture" if distance else "same picture", distance)
+            )
+    return entries
 
 
 def preferences_for(user: AbstractBaseUser) -> ModeratorPreferences:
