@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pgtrigger
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -129,6 +130,17 @@ class Decision(models.Model):
         return f"{self.upload_id}: {self.label} by {self.moderator_id}"
 
 
+# A claim lasts at least this long: the review page renews it every third of the lease (at most
+# every HEARTBEAT_MAX_SECONDS), so even the shortest lease survives one lost heartbeat.
+MIN_LEASE_SECONDS = 15
+HEARTBEAT_MAX_SECONDS = 30
+
+
+def heartbeat_seconds(lease_seconds: int) -> int:
+    """How often an open review page renews a lease of ``lease_seconds``: a third of it, capped."""
+    return max(1, min(HEARTBEAT_MAX_SECONDS, lease_seconds // 3))
+
+
 def default_lease_seconds() -> int:
     return settings.VIGIL_LEASE_SECONDS
 
@@ -151,7 +163,7 @@ class QueueSettings(models.Model):
 
     lease_seconds = models.PositiveIntegerField(
         default=default_lease_seconds,
-        validators=[MinValueValidator(15), MaxValueValidator(3600)],
+        validators=[MinValueValidator(MIN_LEASE_SECONDS), MaxValueValidator(3600)],
         help_text="How long a claim lasts without renewal. The review page renews it while open.",
     )
     audit_approved_rate = models.FloatField(
@@ -178,7 +190,16 @@ class QueueSettings(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.pk = 1
+        # Not only the admin's form: any save of a lease the page could not keep alive is refused.
+        if self.lease_seconds < MIN_LEASE_SECONDS:
+            raise ValidationError(
+                {"lease_seconds": f"A lease must last at least {MIN_LEASE_SECONDS} seconds (got {self.lease_seconds})."}
+            )
         super().save(*args, **kwargs)
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        return heartbeat_seconds(self.lease_seconds)
 
     @classmethod
     def load(cls) -> QueueSettings:

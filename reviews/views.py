@@ -27,7 +27,14 @@ from reviews.models import ReviewRound
 from reviews.selectors.history import preferences_for, similar_decisions
 from reviews.selectors.queue import Ordering, QueueFilters, queue_counts, queue_page_rounds
 from reviews.selectors.stats import moderator_stats
-from reviews.services.claims import ClaimUnavailable, round_claim, round_release, round_renew, rounds_claim
+from reviews.services.claims import (
+    ClaimUnavailable,
+    lease_heartbeat_seconds,
+    round_claim,
+    round_release,
+    round_renew,
+    rounds_claim,
+)
 from reviews.services.decisions import (
     UNDO_DEPTH,
     DecisionConflict,
@@ -128,6 +135,7 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "undo_depth": UNDO_DEPTH,
             "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,
             "needs_reveal": overrules_auto_reject(round_, upload),
+            "heartbeat": lease_heartbeat_seconds(),
         },
         status=status,
     )
@@ -195,7 +203,7 @@ def round_renew_lease(request: HttpRequest, round_id: int) -> HttpResponse:
         round_ = round_renew(round_id=round_id, moderator=request.user)
     except ClaimUnavailable as exc:
         return render(request, "reviews/_lease.html", {"lost": str(exc)}, status=409)
-    return render(request, "reviews/_lease.html", {"round": round_})
+    return render(request, "reviews/_lease.html", {"round": round_, "heartbeat": lease_heartbeat_seconds()})
 
 
 @moderator_required

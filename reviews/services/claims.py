@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.models import QueueSettings, ReviewRound
+from reviews.models import MIN_LEASE_SECONDS, QueueSettings, ReviewRound, heartbeat_seconds
 from reviews.selectors.queue import Ordering, QueueFilters, rounds_claimable
 
 
@@ -24,8 +24,18 @@ class ClaimUnavailable(Exception):
     """The round is closed, or another moderator holds it."""
 
 
+def lease_seconds() -> int:
+    """The configured lease, never under the minimum (a row written around ``save()`` too)."""
+    return max(QueueSettings.load().lease_seconds, MIN_LEASE_SECONDS)
+
+
 def lease_until(now) -> timezone.datetime:
-    return now + timedelta(seconds=QueueSettings.load().lease_seconds)
+    return now + timedelta(seconds=lease_seconds())
+
+
+def lease_heartbeat_seconds() -> int:
+    """How often the open review page renews its claim: a third of the lease, at most 30 s."""
+    return heartbeat_seconds(lease_seconds())
 
 
 def _take(round_ids: list[int], moderator: AbstractBaseUser, now) -> int:
