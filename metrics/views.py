@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -64,7 +65,10 @@ class Selection:
             "window": self.window,
             "as_of": self.summary.computed_at,
             "model_version": self.model_version,
-            "versions": ModelVersion.objects.exclude(status=ModelVersion.Status.RETIRED).order_by("-created_at"),
+            # The one ?model= names is always listed (and selected), retired or not.
+            "versions": ModelVersion.objects.filter(
+                ~Q(status=ModelVersion.Status.RETIRED) | Q(pk=self.model_version.pk)
+            ).order_by("-created_at"),
         }
 
 

@@ -52,6 +52,14 @@ class Throughput:
     peak_per_second: float
     hourly: list[tuple[datetime, int]]
 
+    @property
+    def per_hour(self) -> float:
+        return self.per_second * 3600
+
+    @property
+    def peak_per_hour(self) -> int:
+        return round(self.peak_per_second * 3600)
+
 
 def throughput(*, hourly: list[tuple[datetime, int]], window: Window) -> Throughput:
     """From the scored-per-hour series of a window summary."""
