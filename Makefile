@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run status test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
+.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,15 +26,18 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 VAR_DIR := $${VIGIL_VAR_DIR:-$(CURDIR)/var}
 LOCAL_ENV := $(VAR_DIR)/local.env
 
-run: $(VENV)/.runtime-installed
+run: setup
+	@mkdir -p "$(VAR_DIR)/log"
+	VIGIL_VAR_DIR="$(VAR_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/supervisord -c config/supervisord.conf
+
+## setup: what `make run` does before serving: var/local.env once, migrate, bootstrap_demo
+setup: $(VENV)/.runtime-installed
 	@test -f "$(LOCAL_ENV)" || { mkdir -p "$$(dirname "$(LOCAL_ENV)")" && \
 	  printf '# Written by make run: development settings for manage.py in any terminal.\nDJANGO_DEBUG=%s\nDJANGO_SECRET_KEY=%s\n' \
 	    "$(DJANGO_DEBUG)" "$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" > "$(LOCAL_ENV)" && \
 	  chmod 600 "$(LOCAL_ENV)" && echo "wrote $(LOCAL_ENV)"; }
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
-	@mkdir -p "$(VAR_DIR)/log"
-	VIGIL_VAR_DIR="$(VAR_DIR)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/supervisord -c config/supervisord.conf
 
 ## status: the processes `make run` supervises (state, pid, uptime), from another terminal
 status: $(VENV)/.runtime-installed
