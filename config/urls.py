@@ -10,6 +10,17 @@ from metrics import views as metrics_views
 from moderation import views as moderation_views
 from moderation.apis import api_not_found
 
+
+class FaviconRedirect(RedirectView):
+    """To the static icon, resolved per request: the manifest storage (production) knows its
+    hashed name only after collectstatic, and importing the URLs must not need it."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("favicon.svg")
+
+
 urlpatterns = [
     path("", moderation_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -21,7 +32,7 @@ urlpatterns = [
     path("integrations/", include("integrations.urls")),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     # Browsers, and pages not templated here (the API docs), ask for /favicon.ico.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
