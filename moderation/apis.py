@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import parsers, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -102,13 +102,33 @@ class UploadPagination(CursorPagination):
     max_page_size = 200
     ordering = "-created_at"
 
+    def get_page_size(self, request) -> int:
+        """A bad ``page_size`` is a 400 that says so, not quietly the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            asked = int(raw)
+        except ValueError:
+            asked = 0
+        if asked < 1:
+            raise ValidationError({"page_size": [f"A whole number from 1 to {self.max_page_size}."]})
+        return min(asked, self.max_page_size)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:  # DRF's answer to a cursor it cannot decode
+            raise ValidationError({"cursor": ["Invalid cursor: use a page's next or previous link."]}) from None
+
 
 LIST_PARAMETERS = [
     OpenApiParameter(
         "page_size",
         int,
         description=f"Uploads per page: default {UploadPagination.page_size}, at most "
-        f"{UploadPagination.max_page_size} (larger values are capped). The `next` link keeps it.",
+        f"{UploadPagination.max_page_size} (larger values are capped; anything but a positive whole number is a "
+        "400). The `next` link keeps it.",
     ),
     OpenApiParameter("cursor", str, description="Opaque position from the previous page's `next` or `previous`."),
 ]
@@ -195,7 +215,11 @@ class UploadListCreateApi(APIView):
             raise ValidationError({"url" if exc.field == "image" else exc.field: [str(exc)]}) from None
         return Response(UploadOutput(upload).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
-    @extend_schema(operation_id="uploads_list", parameters=LIST_PARAMETERS, responses={200: PAGE, 401: UNAUTHORIZED})
+    @extend_schema(
+        operation_id="uploads_list",
+        parameters=LIST_PARAMETERS,
+        responses={200: PAGE, 400: FIELD_ERRORS, 401: UNAUTHORIZED},
+    )
     def get(self, request: Request) -> Response:
         uploads = uploads_visible_to(request.user).filter(submitter=request.user)
         paginator = UploadPagination()

@@ -27,13 +27,18 @@ def test_page_size_is_honoured_and_the_cursor_keeps_it(api, five):
     assert ids == [str(u.pk) for u in reversed(five)]  # newest first, each once
 
 
-def test_page_size_is_capped_and_bad_values_fall_back_to_the_default(api, five, monkeypatch):
+def test_page_size_is_capped_and_bad_values_are_a_400(api, five, monkeypatch):
     assert UploadPagination.max_page_size == 200 and UploadPagination.page_size == 50
     monkeypatch.setattr(UploadPagination, "max_page_size", 3)
     assert len(api.get("/api/v1/uploads/?page_size=1000").json()["results"]) == 3
-    monkeypatch.setattr(UploadPagination, "page_size", 4)
-    assert len(api.get("/api/v1/uploads/?page_size=lots").json()["results"]) == 4
-    assert len(api.get("/api/v1/uploads/?page_size=0").json()["results"]) == 4
+    for bad in ("lots", "0", "-2", "null"):
+        response = api.get(f"/api/v1/uploads/?page_size={bad}")
+        assert (response.status_code, response.json()) == (400, {"page_size": ["A whole number from 1 to 3."]})
+
+
+def test_a_cursor_that_does_not_decode_is_a_400(api, five):
+    response = api.get("/api/v1/uploads/?cursor=garbage")
+    assert response.status_code == 400 and "cursor" in response.json()
 
 
 def test_the_schema_documents_page_size(api):
