@@ -84,25 +84,8 @@ def celery_worker(
         "--without-heartbeat",
         f"--hostname={name}-{os.getpid()}@%h",
     ]
-    with log_path.open("w") as log:
-        # Its own process group, so a test can kill the worker and its pool at once.
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while " ready." not in log_path.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Celery worker did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with _running(command, env, log_path, ready=" ready.", what="Celery worker", ready_timeout=ready_timeout) as worker:
+        yield worker
 
 
 @contextmanager
@@ -117,15 +100,25 @@ def celery_beat(log_path: Path, *, ready_timeout: float = 120, env: dict[str, st
         **(env or {}),
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=DEBUG"]
+    started = _running(command, env, log_path, ready="beat: Starting", what="Celery beat", ready_timeout=ready_timeout)
+    with started as beat:
+        yield beat
+
+
+@contextmanager
+def _running(command: list[str], env: dict, log_path: Path, *, ready: str, what: str, ready_timeout: float):
+    """Start ``command`` logging to ``log_path``, wait (polling, bounded) for ``ready`` in the log,
+    and stop it when the block ends. Its own process group, so a test can kill it and its
+    children at once."""
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         deadline = time.monotonic() + ready_timeout
-        while "beat: Starting" not in log_path.read_text():
+        while ready not in log_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Celery beat did not start:\n{log_path.read_text()[-4000:]}")
+                raise RuntimeError(f"{what} did not start:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.2)
         yield process
     finally:
