@@ -10,6 +10,12 @@ from django.dispatch import Signal
 # then prepares its display image).
 upload_routed = Signal()
 
+# Sent after shadow model versions scored an upload that was already routed (outside any
+# transaction): ``upload`` and ``scores``, the shadow Score rows just stored. Sent with
+# ``send_robust``: a receiver's error is logged and never reaches the worker (a shadow model
+# cannot disturb production).
+upload_shadow_scored = Signal()
+
 # Sent inside the transaction that changed what a submitter should hear about an upload
 # (``moderation.services.outcomes.outcome_announce``): ``upload`` (refreshed) and ``event``, one of
 UPLOAD_DECIDED = "upload.decided"  # approved or rejected, by the model or a moderator (again)

@@ -42,6 +42,13 @@ class ReviewRound(models.Model):
     harmful_score = models.FloatField(null=True, blank=True)
     uncertainty = models.FloatField(help_text="Distance from the review band's middle; 0 is most uncertain.")
     category = models.CharField(max_length=50, blank=True, default="", help_text="The model's top category.")
+    disagreement = models.FloatField(
+        default=0.0,
+        help_text=(
+            "How much a shadow model disagrees with the routing one (route steps + score gap, "
+            "reviews/disagreement.py); 0 until a shadow model scored the upload."
+        ),
+    )
     source = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField()
     # The lease: who holds the round and until when. A second review must go to someone else.
@@ -82,6 +89,11 @@ class ReviewRound(models.Model):
                 fields=["harmful_score", "uploaded_at"], condition=Q(status="open"), name="round_open_score_asc"
             ),
             models.Index(fields=["uploaded_at"], condition=Q(status="open"), name="round_open_oldest"),
+            models.Index(
+                fields=["-disagreement", "uncertainty", "uploaded_at"],
+                condition=Q(status="open"),
+                name="round_open_informative",
+            ),
             models.Index(
                 fields=["claimed_by", "lease_expires_at"], condition=Q(status="open"), name="round_open_claims"
             ),

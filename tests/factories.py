@@ -114,3 +114,38 @@ def score_frames(upload: Upload, per_frame: dict[int, dict[str, float]]) -> Uplo
     Upload.objects.filter(pk=upload.pk).update(score=score)
     upload.refresh_from_db()
     return upload
+
+
+def make_shadow_version(name: str = "shadow-candidate"):
+    """A candidate put in shadow through the registry (it shares the baseline's weights file:
+    tests that use it store its scores with :func:`score_in_shadow` instead of running it)."""
+    import hashlib
+
+    from moderation.models import ModelVersion
+    from moderation.services.model_versions import model_version_ensure_active, model_version_shadow
+
+    base = model_version_ensure_active()
+    candidate = ModelVersion.objects.create(
+        name=name,
+        architecture=base.architecture,
+        weights=base.weights,
+        weights_sha256=hashlib.sha256(name.encode()).hexdigest(),
+    )
+    return model_version_shadow(model_version=candidate)
+
+
+def score_in_shadow(upload: Upload, model_version, category_scores: dict[str, float]):
+    """Store a shadow model's score for an already routed upload and announce it, as the worker
+    does after routing (``scores_create_shadow``), without running the model."""
+    from moderation.models import Score
+    from moderation.services.scoring import shadow_scores_announce
+
+    score = Score.objects.create(
+        upload=upload,
+        model_version=model_version,
+        harmful_score=max(category_scores.values()),
+        category_scores=category_scores,
+        latency_ms=1.0,
+    )
+    shadow_scores_announce(upload=upload, scores=[score])
+    return score

@@ -43,7 +43,7 @@ from moderation.services.leases import (
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.outcomes import outcome_send
 from moderation.services.policies import policy_current
-from moderation.signals import UPLOAD_DECIDED, upload_routed
+from moderation.signals import UPLOAD_DECIDED, upload_routed, upload_shadow_scored
 
 logger = logging.getLogger(__name__)
 
@@ -381,14 +381,31 @@ def _score_and_route(upload: Upload) -> ScoringResult:
 
 def scores_create_shadow(*, upload: Upload) -> list[Score]:
     """Score ``upload`` with every shadow model version too. Shadow scores never route; a shadow
-    model that fails is logged and skipped, so a candidate cannot disturb production."""
+    model that fails is logged and skipped, so a candidate cannot disturb production. Receivers
+    hear of the scores (:func:`shadow_scores_announce`: the review queue's disagreement key)."""
     scores = []
     for shadow in model_versions_shadow():
         try:
             scores.append(score_create(upload=upload, model_version=shadow))
         except Exception:
             logger.exception("shadow model %s failed on upload %s", shadow.name, upload.pk)
+    shadow_scores_announce(upload=upload, scores=scores)
     return scores
+
+
+def shadow_scores_announce(*, upload: Upload, scores: list[Score]) -> None:
+    """Send ``upload_shadow_scored`` for the shadow scores just stored (none: nothing is sent). A
+    receiver that fails is logged, never raised."""
+    if not scores:
+        return
+    for receiver, response in upload_shadow_scored.send_robust(sender=Upload, upload=upload, scores=scores):
+        if isinstance(response, Exception):
+            logger.error(
+                "upload %s: a receiver of its shadow scores failed (%s)",
+                upload.pk,
+                receiver,
+                exc_info=(type(response), response, response.__traceback__),
+            )
 
 
 OVERTAKEN_CANDIDATES = 200  # the oldest idle pending uploads looked at each sweep

@@ -18,17 +18,21 @@ class Ordering(StrEnum):
     SCORE_DESC = "score_desc"
     SCORE_ASC = "score_asc"
     OLDEST = "oldest"
+    INFORMATIVE = "informative"
 
     @property
     def order_by(self) -> tuple:
         """Sort keys. Unscored (failed) items come first by highest score and last by lowest: the
         unknown is treated as risky. That is PostgreSQL's default NULL order, so the partial
-        indexes serve it. The primary key breaks ties so the order is total."""
+        indexes serve it. Most informative first: where a shadow model disagrees most with the
+        routing one, then most uncertain (with no shadow model every disagreement is 0, so it is
+        the most uncertain order). The primary key breaks ties so the order is total."""
         return {
             Ordering.UNCERTAIN: ("uncertainty", "uploaded_at", "id"),
             Ordering.SCORE_DESC: (F("harmful_score").desc(nulls_first=True), "uploaded_at", "id"),
             Ordering.SCORE_ASC: (F("harmful_score").asc(nulls_last=True), "uploaded_at", "id"),
             Ordering.OLDEST: ("uploaded_at", "id"),
+            Ordering.INFORMATIVE: (F("disagreement").desc(), "uncertainty", "uploaded_at", "id"),
         }[self]
 
 
@@ -37,6 +41,7 @@ ORDERING_LABELS = {
     Ordering.SCORE_DESC: "Highest score first",
     Ordering.SCORE_ASC: "Lowest score first (easy approvals)",
     Ordering.OLDEST: "Oldest first",
+    Ordering.INFORMATIVE: "Most informative first (helps retraining)",
 }
 
 

@@ -76,8 +76,9 @@ def _reroute_one(round_: ReviewRound, policy: ThresholdPolicy, result: RerouteRe
                 policy=policy, status_reason=outcome.reason[:255], updated_at=now
             )
             upload.policy = policy
+            keys = queue_keys(upload)  # both depend on the policy
             ReviewRound.objects.filter(pk=round_.pk, status=ReviewRound.Status.OPEN).update(
-                uncertainty=queue_keys(upload)["uncertainty"]
+                uncertainty=keys["uncertainty"], disagreement=keys["disagreement"]
             )
             result.still_queued += 1
             return

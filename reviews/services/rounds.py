@@ -7,21 +7,36 @@ import hashlib
 
 from django.db.models import Max
 
-from moderation.models import Upload
+from moderation.models import Score, Upload
+from reviews.disagreement import disagreement
 from reviews.models import QueueSettings, ReviewRound
 
 
+def models_disagreement(upload: Upload) -> float:
+    """How much the other models that scored ``upload`` (shadow candidates: every score but the
+    routing one) disagree with the one that routed it, under the policy that routed it; the largest
+    over those models (:mod:`reviews.disagreement`). 0 without a routing score or another score."""
+    score = upload.score
+    if score is None:
+        return 0.0
+    thresholds = upload.policy.thresholds if upload.policy else {}
+    others = Score.objects.filter(upload_id=upload.pk).exclude(pk=score.pk).values_list("category_scores", flat=True)
+    return max((disagreement(score.category_scores, other, thresholds) for other in others), default=0.0)
+
+
 def queue_keys(upload: Upload) -> dict:
-    """The sort keys a round carries: the harmful score, the top category and how uncertain it is.
+    """The sort keys a round carries: the harmful score, the top category, how uncertain it is and
+    how much the models that scored it disagree.
 
     Uncertainty is the distance of the top category's score from the middle of its review band,
     in half-band widths (0 at the middle, 1 at either edge). A failed upload has no score and
-    counts as most uncertain.
+    counts as most uncertain. Disagreement: :func:`models_disagreement` (0 until a shadow model
+    scored the upload; :func:`rounds_rekey_disagreement` updates the open round then).
     """
     keys = {"source_id": upload.submitter_id, "uploaded_at": upload.created_at}
     score = upload.score
     if score is None:
-        return {**keys, "harmful_score": None, "category": "", "uncertainty": 0.0}
+        return {**keys, "harmful_score": None, "category": "", "uncertainty": 0.0, "disagreement": 0.0}
     category, value = max(score.category_scores.items(), key=lambda item: item[1])
     bounds = (upload.policy.thresholds if upload.policy else {}).get(category)
     if bounds:
@@ -34,7 +49,18 @@ def queue_keys(upload: Upload) -> dict:
         "harmful_score": score.harmful_score,
         "category": category,
         "uncertainty": abs(value - middle) / half_width,
+        "disagreement": models_disagreement(upload),
     }
+
+
+def rounds_rekey_disagreement(*, upload_id) -> int:
+    """Recompute the disagreement key of the upload's open round, once a shadow model scored it
+    (the round opened when the active model routed it, before the shadow models ran). Returns the
+    rounds updated (0 when none is open: already decided, or never queued)."""
+    upload = Upload.objects.select_related("score", "policy").get(pk=upload_id)
+    return ReviewRound.objects.filter(upload_id=upload_id, status=ReviewRound.Status.OPEN).update(
+        disagreement=models_disagreement(upload)
+    )
 
 
 def round_open(

@@ -202,6 +202,35 @@ def test_shadow_models_score_the_same_frames(uploader, tiny_checkpoint):
     assert beside.category_scores == {c: max(s[c] for s in per_frame) for c in beside.category_scores}
 
 
+def test_a_real_shadow_models_disagreement_orders_the_queue(uploader, admin_user, moderator, tiny_checkpoint):
+    """The worker scores with the active model, routes (the round opens), then scores in shadow:
+    the open round's disagreement key comes from the two real scores, and "most informative
+    first" serves the rounds by it."""
+    from moderation.services.model_versions import model_version_register, model_version_shadow
+    from reviews.disagreement import disagreement
+    from reviews.models import ReviewRound
+    from reviews.selectors.queue import Ordering
+    from reviews.services.claims import rounds_claim
+
+    everything = {name: {"approve_below": 0.0, "reject_from": 1.0} for name in ("weapon", "nudity")}
+    policy = policy_create(thresholds=everything, reason="humans see everything", created_by=admin_user)
+    shadow = model_version_shadow(model_version=model_version_register(checkpoint=tiny_checkpoint, name="tiny-shadow"))
+    keys = {}
+    for name in ("astronaut", "chelsea", "coffee"):
+        upload = make_upload(uploader, photo_jpeg(name))
+        upload_score(upload_id=upload.pk)
+        upload.refresh_from_db()
+        active, beside = upload.score, upload.scores.get(model_version=shadow)
+        assert upload.status == "queued" and active.model_version != shadow
+        round_ = ReviewRound.objects.get(upload=upload, status="open")
+        expected = disagreement(active.category_scores, beside.category_scores, policy.thresholds)
+        assert round_.disagreement == pytest.approx(expected)
+        keys[round_.pk] = round_.disagreement
+    assert max(keys.values()) > 0  # a zero-shot model and a ten-photo fine-tune do not agree on everything
+    claimed = rounds_claim(moderator=moderator, ordering=Ordering.INFORMATIVE, limit=3)
+    assert [keys[r.pk] for r in claimed] == sorted(keys.values(), reverse=True)
+
+
 # --- Videos: sampled frames, each with its time ------------------------------------------------
 
 
