@@ -4,8 +4,9 @@
     python -m bench.queue [--uploads 1000000]
 
 Creates (and drops) its own database with ``--uploads`` uploads, each scored and waiting in the
-queue (an open review round; rows generated in SQL by ``bench.metrics.generate``, then reopened),
-and times, with 20 moderators' worth of claims:
+queue (an open review round; rows generated in SQL by ``bench.metrics.generate``, then reopened;
+about 15 % of them with a shadow model's disagreement), and times, with 20 moderators' worth of
+claims:
 
 - claiming the next item in each ordering (``rounds_claim``: the row lock, the lease UPDATE);
 - rendering the review page of a claimed item as a moderator (Django's test client);
@@ -64,9 +65,11 @@ def main() -> int:
         started = time.perf_counter()
         with connection.cursor() as cursor:  # everything waits for a human: open rounds, no decisions
             cursor.execute("TRUNCATE reviews_decision")  # decisions are append-only: no DELETE
+            # A shadow model that disagrees on about 15 % of the queue (route steps + score gap).
             cursor.execute(
                 "UPDATE reviews_reviewround SET status = 'open', closed_at = NULL, claimed_by_id = NULL,"
-                " lease_expires_at = NULL"
+                " lease_expires_at = NULL,"
+                " disagreement = CASE WHEN random() < 0.15 THEN round((random() * 2)::numeric, 2) ELSE 0 END"
             )
             cursor.execute("UPDATE moderation_upload SET status = 'queued', decided_by = '', decided_at = NULL")
             cursor.execute("VACUUM ANALYZE")

@@ -90,10 +90,11 @@ def generate(connection, *, decisions: int, days: int, model_version_id: int, po
             f"""
             INSERT INTO moderation_upload (id, submitter_id, external_id, source_url, original, display,
                 original_filename, sha256, phash, format, width, height, frames, byte_size, metadata, status,
-                decided_by, status_reason, policy_id, score_attempts, created_at, routed_at, decided_at, updated_at)
+                decided_by, status_reason, policy_id, score_attempts, kind, lease_owner, lease_interruptions,
+                created_at, routed_at, decided_at, updated_at)
             SELECT id, {users["submitter"]}, '', '', 'originals/x/' || id || '.jpg', 'display/x/' || id || '.webp', '',
                 md5(id::text) || md5(n::text), substr(md5(n::text), 1, 16), 'JPEG', 1024, 768, 1, 200000, '{{}}',
-                CASE WHEN harmful THEN 'rejected' ELSE 'approved' END, 'human', 'bench', {policy_id}, 1,
+                CASE WHEN harmful THEN 'rejected' ELSE 'approved' END, 'human', 'bench', {policy_id}, 1, 'image', '', 0,
                 created_at, created_at + interval '200 ms', created_at + (random() * interval '3 hours'),
                 created_at + interval '3 hours'
             FROM gen;
@@ -103,15 +104,15 @@ def generate(connection, *, decisions: int, days: int, model_version_id: int, po
         cursor.execute(
             f"""
             INSERT INTO moderation_score (upload_id, model_version_id, harmful_score, category_scores, latency_ms,
-                cell, created_at)
+                worst_frame, frames, cell, created_at)
             SELECT id, {model_version_id}, greatest(weapon, nudity),
-                jsonb_build_object('weapon', weapon, 'nudity', nudity), 40 + random() * 60,
+                jsonb_build_object('weapon', weapon, 'nudity', nudity), 40 + random() * 60, 0, '[]',
                 'nudity=' || {nudity_bin} || '|weapon=' || {weapon_bin}, created_at + interval '150 ms'
             FROM gen;
             UPDATE moderation_upload u SET score_id = s.id FROM moderation_score s WHERE s.upload_id = u.id;
             INSERT INTO reviews_reviewround (upload_id, number, reason, status, harmful_score, uncertainty, category,
-                source_id, uploaded_at, claimed_by_id, created_at, closed_at)
-            SELECT id, 1, 'model', 'decided', greatest(weapon, nudity), abs(weapon - 0.2) / 0.2, 'weapon',
+                disagreement, reopen_note, source_id, uploaded_at, claimed_by_id, created_at, closed_at)
+            SELECT id, 1, 'model', 'decided', greatest(weapon, nudity), abs(weapon - 0.2) / 0.2, 'weapon', 0, '',
                 {users["submitter"]}, created_at, {users["moderators"][0]} + (n % {len(users["moderators"])}),
                 created_at + interval '200 ms', created_at + interval '2 hours'
             FROM gen;
