@@ -373,6 +373,19 @@ VIGIL_RETRAIN_IMAGE_SIZE = env_int("VIGIL_RETRAIN_IMAGE_SIZE", 0, minimum=0)  # 
 VIGIL_RETRAIN_EPOCHS = env_int("VIGIL_RETRAIN_EPOCHS", 60, minimum=1)
 VIGIL_RETRAIN_AUG_VIEWS = env_int("VIGIL_RETRAIN_AUG_VIEWS", 4, minimum=0)
 VIGIL_RETRAIN_VAL_FRACTION = env_float("VIGIL_RETRAIN_VAL_FRACTION", 0.2)
+# The export's split seed: fixed, so an image held out once stays held out in later runs.
+VIGIL_RETRAIN_SPLIT_SEED = env_int("VIGIL_RETRAIN_SPLIT_SEED", 13, minimum=0)
+# Rehearsal: an ImageFolder the operator has the rights to (safe/ and harmful/ with a SPLITS.csv,
+# or train/ val/ test/ folders, or a manifest.csv), trained on beside this deployment's labels;
+# its test split (else val) guards against forgetting. Empty: deployment labels only.
+VIGIL_RETRAIN_BASE_DATA = env_str("VIGIL_RETRAIN_BASE_DATA", "")
+VIGIL_RETRAIN_BASE_SPLITS = env_str("VIGIL_RETRAIN_BASE_SPLITS", "")  # a splits file for it, if not DATA/SPLITS.csv
+# Recipe by the amount of training data: under this many labelled training images a linear probe
+# (head only, frozen backbone) is trained, from it up the top backbone stages are fine-tuned too.
+VIGIL_RETRAIN_PROBE_BELOW = env_int("VIGIL_RETRAIN_PROBE_BELOW", 200, minimum=0)
+VIGIL_RETRAIN_UNFREEZE = env_int("VIGIL_RETRAIN_UNFREEZE", 2, minimum=0)
+# Suggested thresholds need this many validation images of each class behind them.
+VIGIL_RETRAIN_SUGGEST_MIN_PER_CLASS = env_int("VIGIL_RETRAIN_SUGGEST_MIN_PER_CLASS", 50, minimum=1)
 # Promotion rule (feedback/services/promotion.py, docs/feedback.md): a candidate replaces the active
 # model by itself only with enough held-out images of each class, a ROC AUC gain whose confidence
 # interval lies above the margin, and a harmful recall (under the policy in force) whose interval's
@@ -384,6 +397,11 @@ VIGIL_PROMOTION_CONFIDENCE = env_float("VIGIL_PROMOTION_CONFIDENCE", 0.95)
 VIGIL_PROMOTION_AUC_MARGIN = env_float("VIGIL_PROMOTION_AUC_MARGIN", 0.0)
 VIGIL_PROMOTION_MIN_RECALL = env_float("VIGIL_PROMOTION_MIN_RECALL", 0.90)
 VIGIL_PROMOTION_RESAMPLES = env_int("VIGIL_PROMOTION_RESAMPLES", 2000, minimum=100)
+# Never forget: on every guard set (the base dataset's held-out split, earlier models' held-out
+# sets) the candidate's AUC interval must lie above -MAX_AUC_LOSS, and on every held-out set it may
+# auto-approve at most MAX_NEW_MISSES harmful images the active model kept from auto-approve.
+VIGIL_PROMOTION_MAX_AUC_LOSS = env_float("VIGIL_PROMOTION_MAX_AUC_LOSS", 0.02)
+VIGIL_PROMOTION_MAX_NEW_MISSES = env_int("VIGIL_PROMOTION_MAX_NEW_MISSES", 0, minimum=0)
 if not (0.5 <= VIGIL_PROMOTION_CONFIDENCE < 1 and 0 <= VIGIL_PROMOTION_MIN_RECALL <= 1):
     raise ImproperlyConfigured(
         "VIGIL_PROMOTION_CONFIDENCE must lie in [0.5, 1) and VIGIL_PROMOTION_MIN_RECALL in [0, 1]."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -73,6 +74,8 @@ def training(request: HttpRequest) -> HttpResponse:
             "runs": TrainingRun.objects.select_related("candidate", "requested_by")[:30],
             "new_labels": new_labels_since_last_run(),
             "rules": Rules.from_settings(),
+            "base_data": settings.VIGIL_RETRAIN_BASE_DATA,
+            "probe_below": settings.VIGIL_RETRAIN_PROBE_BELOW,
         },
     )
 

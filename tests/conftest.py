@@ -95,6 +95,7 @@ def tiny_train_config(data, out, **overrides):
         "batch_size": 8,
         "image_size": 128,
         "progress": False,
+        "suggest_min_per_class": 2,  # five val images a class: enough to exercise suggestions, not to trust them
     }
     return TrainConfig(data=str(data), out=str(out), **{**options, **overrides})
 

@@ -41,8 +41,8 @@ def photo_frames(names: list[str], size: tuple[int, int] = (300, 200)) -> list[I
     return [photo(name).resize(size, Image.Resampling.LANCZOS) for name in names]
 
 
-def labelled_folder(root, *, train: int = 10, val: int = 5, seed: int = 0) -> None:
-    """A small ImageFolder dataset in the paper's layout (``train|val/safe|harmful``).
+def labelled_folder(root, *, train: int = 10, val: int = 5, test: int = 0, seed: int = 0) -> None:
+    """A small ImageFolder dataset in the paper's layout (``train|val[|test]/safe|harmful``).
 
     "harmful" crops come from the rocket and motorcycle photos, "safe" from the cat and coffee
     photos: real pictures, so pretrained features separate them as they would real classes.
@@ -53,7 +53,9 @@ def labelled_folder(root, *, train: int = 10, val: int = 5, seed: int = 0) -> No
 
     rng = random.Random(seed)
     sources = {"harmful": ("rocket", "motorcycle"), "safe": ("chelsea", "coffee")}
-    for split, count in (("train", train), ("val", val)):
+    for split, count in (("train", train), ("val", val), ("test", test)):
+        if not count:
+            continue
         for label, names in sources.items():
             folder = Path(root) / split / label
             folder.mkdir(parents=True, exist_ok=True)

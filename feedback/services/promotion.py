@@ -17,17 +17,29 @@ fails decides, and the verdict carries the numbers and intervals of all of them:
    end of a Wilson interval, and auto-approves no more labelled harmful images than the active
    model does on the same images.
 
+5. ``new_misses`` — on every held-out set, routed by the policy in force, the candidate
+   auto-approves at most ``VIGIL_PROMOTION_MAX_NEW_MISSES`` (0) labelled harmful images that the
+   active model kept from auto-approve (image by image, not only in total).
+6. ``forgetting`` — on every *guard* set (the base dataset's held-out split, and any held-out set
+   the active model was judged on that this run's data no longer covers), the candidate is not
+   worse than the active model: the lower end of the interval of its ROC AUC difference lies above
+   ``-VIGIL_PROMOTION_MAX_AUC_LOSS`` (0.02; a non-inferiority test: a candidate must *show* it did
+   not forget, so a set too small to show it holds the candidate too). A guard set that is gone or
+   unreadable holds it as well.
+
 Otherwise the candidate stays for an admin to shadow, promote or discard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from django.conf import settings
 
 SAMPLE_SIZE, FORCED, AUC, RECALL, ALL_MET = "sample_size", "forced", "auc", "recall", "all_met"
+NEW_MISSES, FORGETTING = "new_misses", "forgetting"
 MIN_PER_CLASS_FOR_INTERVAL = 5
 
 
@@ -50,6 +62,22 @@ class HeldOut:
     def safe(self) -> int:
         return int((self.labels == 0).sum())
 
+    @property
+    def new_misses(self) -> int:
+        """Harmful images the candidate auto-approves that the active model kept for a human or rejected."""
+        harmful = self.labels == 1
+        return int((harmful & self.candidate_approved.astype(bool) & ~self.active_approved.astype(bool)).sum())
+
+
+@dataclass(frozen=True)
+class GuardSet:
+    """Another held-out set the candidate must not do worse on: ``heldout`` is None when it could
+    not be scored (gone, unreadable), and ``note`` says why."""
+
+    name: str
+    heldout: HeldOut | None
+    note: str = ""
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -59,6 +87,8 @@ class Rules:
     auc_margin: float
     min_recall: float
     resamples: int
+    max_auc_loss: float = 0.02
+    max_new_misses: int = 0
 
     @classmethod
     def from_settings(cls) -> Rules:
@@ -69,6 +99,8 @@ class Rules:
             auc_margin=settings.VIGIL_PROMOTION_AUC_MARGIN,
             min_recall=settings.VIGIL_PROMOTION_MIN_RECALL,
             resamples=settings.VIGIL_PROMOTION_RESAMPLES,
+            max_auc_loss=settings.VIGIL_PROMOTION_MAX_AUC_LOSS,
+            max_new_misses=settings.VIGIL_PROMOTION_MAX_NEW_MISSES,
         )
 
 
@@ -151,7 +183,48 @@ def _fmt_interval(interval: list[float] | None, fmt: str = "+.4f") -> str:
     return "not estimable" if interval is None else f"[{interval[0]:{fmt}}, {interval[1]:{fmt}}]"
 
 
-def promotion_verdict(heldout: HeldOut, *, forced: bool, rules: Rules | None = None, seed: int = 0) -> Verdict:
+def _guard_figures(guard: GuardSet, rules: Rules, seed: int) -> tuple[dict, list[tuple[str, str]]]:
+    """One guard set's figures, and the rules it breaks (forgetting, new misses)."""
+    if guard.heldout is None:
+        figures = {"name": guard.name, "available": False, "note": guard.note}
+        return figures, [(FORGETTING, f"{guard.name}: not scored ({guard.note}): forgetting could not be ruled out")]
+    data = guard.heldout
+    auc = auc_comparison(data, confidence=rules.confidence, resamples=rules.resamples, seed=seed)
+    figures = {
+        "name": guard.name,
+        "available": True,
+        "note": guard.note,
+        "harmful": data.harmful,
+        "safe": data.safe,
+        "auc": auc,
+        "new_misses": data.new_misses,
+        "max_auc_loss": rules.max_auc_loss,
+    }
+    failed = []
+    text = (
+        f"{guard.name} ({data.harmful} harmful, {data.safe} safe): ROC AUC {auc['candidate']:.4f} vs active "
+        f"{auc['active']:.4f}, difference {auc['difference']:+.4f}, {rules.confidence:.0%} interval "
+        f"{_fmt_interval(auc['interval'])}"
+    )
+    if auc["interval"] is None or not auc["interval"][0] > -rules.max_auc_loss:
+        failed.append((FORGETTING, f"{text}: not shown to lose less than {rules.max_auc_loss:g} of AUC"))
+    if data.new_misses > rules.max_new_misses:
+        failed.append((NEW_MISSES, _new_misses_text(guard.name, data)))
+    return figures, failed
+
+
+def _new_misses_text(name: str, data: HeldOut) -> str:
+    return (
+        f"{name}: under policy v{data.policy_version} the candidate auto-approves {data.new_misses} labelled harmful "
+        "image(s) that the active model kept from auto-approve"
+    )
+
+
+def promotion_verdict(
+    heldout: HeldOut, *, forced: bool, rules: Rules | None = None, seed: int = 0, guards: Sequence[GuardSet] = ()
+) -> Verdict:
+    """``heldout``: this deployment's held-out labels; ``guards``: the other held-out sets (what
+    earlier models knew), on which the candidate must show it is not worse."""
     rules = rules or Rules.from_settings()
     pct = f"{rules.confidence:.0%}"
     auc = auc_comparison(heldout, confidence=rules.confidence, resamples=rules.resamples, seed=seed)
@@ -198,10 +271,23 @@ def promotion_verdict(heldout: HeldOut, *, forced: bool, rules: Rules | None = N
         failed.append((RECALL, f"{recall_text}: lower bound below {rules.min_recall:g}"))
     elif mine["kept"] < theirs["kept"]:
         failed.append((RECALL, f"{recall_text}: auto-approves more labelled harmful images than the active model"))
+    if heldout.new_misses > rules.max_new_misses:
+        failed.append((NEW_MISSES, _new_misses_text("held-out labels", heldout)))
+    figures["new_misses"] = heldout.new_misses
+    figures["guards"] = []
+    for guard in guards:
+        guard_figures, guard_failed = _guard_figures(guard, rules, seed)
+        figures["guards"].append(guard_figures)
+        failed.extend(guard_failed)
     if failed:
         return Verdict(False, failed[0][0], [reason for _, reason in failed], figures)
+    guarded = "; ".join(
+        f"{g['name']}: AUC difference interval {_fmt_interval(g['auc']['interval'])}, no new misses"
+        for g in figures["guards"]
+    )
     summary = (
         f"all rules met: {heldout.harmful} harmful and {heldout.safe} safe held out; {auc_text} above "
-        f"{rules.auc_margin:+g}; {recall_text}, lower bound ≥ {rules.min_recall:g}"
+        f"{rules.auc_margin:+g}; {recall_text}, lower bound ≥ {rules.min_recall:g}; no harmful image newly "
+        f"auto-approved; {guarded or 'no guard sets (no base dataset configured)'}"
     )
     return Verdict(True, ALL_MET, [summary], figures)

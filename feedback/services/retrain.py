@@ -1,5 +1,6 @@
-"""Retraining: when enough new human labels exist, export → fine-tune → evaluate the candidate
-and the active model on the same held-out images → register the candidate → promotion rule.
+"""Retraining: when enough new human labels exist, export → add the base dataset (rehearsal) →
+train (probe or fine-tune, by the amount of data) → register the candidate → score it and the
+active model on the same held-out images (this deployment's, and the guard sets) → promotion rule.
 
 Every run is a :class:`TrainingRun` with status, stage, progress, log and metrics. One run at a
 time (a database constraint); a run that raises ends ``failed`` with the error in its log.
@@ -12,7 +13,6 @@ import shutil
 import traceback
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -20,16 +20,16 @@ from django.utils import timezone
 
 from feedback.models import TrainingRun
 from feedback.services.export import ExportFilters, export_imagefolder
-from feedback.services.promotion import HeldOut, promotion_verdict
+from feedback.services.heldout import DEPLOYMENT, guard_sets, guards_score, heldout_compare
+from feedback.services.promotion import promotion_verdict
+from feedback.services.training_data import HeldOutSet, base_data, recipe_for, write_training_manifest
 from moderation.models import ModelEvent, ModelVersion
-from moderation.routing import Route, route_scores
 from moderation.services.model_versions import (
     model_event_record,
     model_version_activate,
     model_version_ensure_active,
     model_version_register,
 )
-from moderation.services.policies import policy_current
 from reviews.models import Decision, ReviewRound
 
 logger = logging.getLogger(__name__)
@@ -77,49 +77,6 @@ class _Recorder:
         TrainingRun.objects.filter(pk=self.run.pk).update(stage=stage, progress=fraction)
 
 
-def _score_heldout(model_version: ModelVersion, samples: list) -> list[tuple[int, dict[str, float]]]:
-    """(label, category scores) of each held-out image the model could score."""
-    from moderation.classifiers import classifier_for
-    from moderation.ml.inference import score_files
-
-    results = score_files(
-        classifier_for(model_version), [s.path for s in samples], max_frames=settings.VIGIL_MAX_SCORED_FRAMES
-    )
-    return [(s.label, r.scores) for s, r in zip(samples, results, strict=True)]
-
-
-def heldout_compare(*, candidate: ModelVersion, active: ModelVersion, root: Path) -> tuple[dict, HeldOut]:
-    """Score the export's ``val`` split with both models; routing under the policy in force.
-    An image either model could not score is left out for both, so they are judged on the same set."""
-    from moderation.ml.datasets import load_split
-    from moderation.ml.inference import harmful_score
-    from moderation.ml.metrics import comparison_metrics
-
-    samples = load_split(root, "val")
-    mine, theirs = _score_heldout(candidate, samples), _score_heldout(active, samples)
-    both = [(m, t) for m, t in zip(mine, theirs, strict=True) if m[1] and t[1]]
-    policy = policy_current()
-    labels = np.asarray([m[0] for m, _ in both], dtype=int)
-    scores = {
-        "candidate": np.asarray([harmful_score(m[1]) for m, _ in both], dtype=float),
-        "active": np.asarray([harmful_score(t[1]) for _, t in both], dtype=float),
-    }
-    approved = {
-        name: np.asarray([route_scores(pair[i][1], policy.thresholds).route == Route.APPROVE for pair in both])
-        for i, name in enumerate(("candidate", "active"))
-    }
-    heldout = HeldOut(
-        labels=labels,
-        candidate=scores["candidate"],
-        active=scores["active"],
-        candidate_approved=approved["candidate"].astype(bool),
-        active_approved=approved["active"].astype(bool),
-        policy_version=policy.version,
-    )
-    summary = {name: comparison_metrics(labels.tolist(), scores[name].tolist()) for name in scores}
-    return summary, heldout
-
-
 def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRun:
     """Carry out a queued run. ``force`` ignores the new-label minimum; such a run's candidate is
     never promoted automatically."""
@@ -145,7 +102,10 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
             shutil.rmtree(workdir)
         data = workdir / "data"
         summary = export_imagefolder(
-            data, ExportFilters(), val_fraction=settings.VIGIL_RETRAIN_VAL_FRACTION, seed=run.pk
+            data,
+            ExportFilters(),
+            val_fraction=settings.VIGIL_RETRAIN_VAL_FRACTION,
+            seed=settings.VIGIL_RETRAIN_SPLIT_SEED,
         )
         run.labels = summary.images
         TrainingRun.objects.filter(pk=run.pk).update(labels=summary.images)
@@ -156,34 +116,71 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
                 record.log(f"the {split} split needs both safe and harmful images, has {counts}; not training.")
                 return _finish(run, TrainingRun.Status.SKIPPED)
 
+        base = base_data()
+        combined = workdir / "combined"
+        sources = write_training_manifest(combined, deployment=data, base=base)
+        if base is None:
+            record.log(
+                "no base dataset (VIGIL_RETRAIN_BASE_DATA): training on this deployment's labels only; "
+                "what earlier models knew elsewhere is not rehearsed"
+            )
+        else:
+            record.log(f"rehearsal: base dataset {base.root} joins training; guard split: {base.heldout.split}")
+        record.log(f"training data by split/source: {sources}")
+        train_images = sum(sum(c.values()) for key, c in sources.items() if key.startswith("train/"))
+        recipe, unfreeze, why = recipe_for(train_images)
+        record.log(f"recipe: {recipe} ({why})")
         config = TrainConfig(
-            data=str(data),
+            data=str(combined),
             out=str(workdir / "model"),
             backbone=settings.VIGIL_RETRAIN_BACKBONE,
             image_size=settings.VIGIL_RETRAIN_IMAGE_SIZE or None,
+            unfreeze=unfreeze,
             epochs=settings.VIGIL_RETRAIN_EPOCHS,
             aug_views=settings.VIGIL_RETRAIN_AUG_VIEWS,
+            suggest_min_per_class=settings.VIGIL_RETRAIN_SUGGEST_MIN_PER_CLASS,
             seed=run.pk,
             progress=False,
         )
         record.log(f"training {config.backbone} for up to {config.epochs} epochs")
-        result = train(config, on_progress=lambda stage, f: record.progress(f"train: {stage}", 0.05 + 0.75 * f))
+        result = train(config, on_progress=lambda stage, f: record.progress(f"train: {stage}", 0.05 + 0.7 * f))
         record.log(f"trained in {result.seconds:.0f} s, best epoch {result.best_epoch}")
+        for note in result.metrics.get("threshold_notes", []):
+            record.log(note)
 
-        record.progress("register", 0.82)
+        record.progress("register", 0.77)
         candidate = model_version_register(
             checkpoint=result.checkpoint,
             name=f"retrain-{run.pk}-{timezone.now():%Y%m%d-%H%M}",
-            notes=f"Training run {run.pk}: {summary.images} labelled images.",
+            notes=f"Training run {run.pk}: {summary.images} labelled images; {recipe}"
+            + (f"; rehearsal on {base.root}" if base else "; no base dataset")
+            + ".",
         )
-        record.progress("evaluate", 0.85)
+        record.progress("evaluate", 0.8)
         active = model_version_ensure_active()
         heldout, compared = heldout_compare(candidate=candidate, active=active, root=data)
-        verdict = promotion_verdict(compared, forced=force, seed=run.pk)
-        metrics = {**heldout, "active_name": active.name, "verdict": verdict.as_dict()}
+        sets = guard_sets(base=base, active=active)
+        record.progress("evaluate: guard sets", 0.9)
+        guards = guards_score(candidate=candidate, active=active, sets=sets)
+        verdict = promotion_verdict(compared, forced=force, seed=run.pk, guards=guards)
+        deployment = HeldOutSet(DEPLOYMENT, str(data), "val")
+        metrics = {
+            **heldout,
+            "active_name": active.name,
+            "verdict": verdict.as_dict(),
+            "sets": [deployment.as_dict(), *(s.as_dict() for s in sets)],
+            "training_data": sources,
+            "recipe": {"name": recipe, "unfreeze": unfreeze, "why": why},
+        }
         ModelVersion.objects.filter(pk=candidate.pk).update(metrics={**candidate.metrics, "heldout": metrics})
         candidate.refresh_from_db()
         record.log(f"held-out: candidate {heldout['candidate']}, active {heldout['active']}")
+        for guard in verdict.figures.get("guards", []):
+            if guard["available"]:
+                record.log(
+                    f"guard {guard['name']}: AUC candidate {guard['auc']['candidate']:.4f} vs active "
+                    f"{guard['auc']['active']:.4f}, new misses {guard['new_misses']}"
+                )
         promoted = verdict.promote and settings.VIGIL_PROMOTION_AUTO
         if verdict.promote and not promoted:
             verdict_note = "; ".join(verdict.reasons) + " (automatic promotion is off: VIGIL_PROMOTION_AUTO=0)"

@@ -61,6 +61,35 @@ def suggest_thresholds(
     return {"approve_below": round(approve_below, 6), "reject_from": round(reject_from, 6)}
 
 
+# Fewer held-out images of a class than this and a suggestion is noise: at 0.99 recall, the
+# approve threshold sits on the lowest-scored harmful image, and 142 labels once produced a
+# "policy" with no human band at all (approve_below = reject_from).
+SUGGEST_MIN_PER_CLASS = 50
+
+
+def threshold_suggestion(
+    labels: Sequence[int], scores: Sequence[float], *, min_per_class: int = SUGGEST_MIN_PER_CLASS
+) -> tuple[dict[str, float] | None, list[str]]:
+    """:func:`suggest_thresholds` with its limits said: ``(None, [why])`` when the validation set
+    has fewer than ``min_per_class`` images of either class; otherwise the thresholds and notes,
+    one of which says so when the suggestion leaves no human band (every image auto-decided)."""
+    labels = np.asarray(labels, dtype=int)
+    harmful, safe = int((labels == 1).sum()), int((labels == 0).sum())
+    if min(harmful, safe) < min_per_class:
+        return None, [
+            f"no thresholds suggested: {harmful} harmful and {safe} safe validation images, "
+            f"need at least {min_per_class} of each"
+        ]
+    thresholds = suggest_thresholds(labels, scores)
+    notes = [f"suggested from {harmful} harmful and {safe} safe validation images"]
+    if thresholds["reject_from"] <= thresholds["approve_below"]:
+        notes.append(
+            f"the suggestion leaves NO human band (approve below {thresholds['approve_below']:g}, reject from "
+            f"{thresholds['reject_from']:g}): every image would be decided automatically"
+        )
+    return thresholds, notes
+
+
 def comparison_metrics(labels: Sequence[int], scores: Sequence[float], *, precision: float = 0.9) -> dict[str, float]:
     """Threshold-free figures for comparing two models on the same images, whatever their
     calibration: ROC AUC, the best F1 over all thresholds, and harmful recall at the threshold

@@ -32,7 +32,7 @@ from moderation.ml import checkpoints
 from moderation.ml.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsUnavailable, backbone_spec
 from moderation.ml.datasets import CLASSES, DatasetError, Sample, class_counts, load_split
 from moderation.ml.features import cached_frozen_features
-from moderation.ml.metrics import binary_metrics, suggest_thresholds
+from moderation.ml.metrics import SUGGEST_MIN_PER_CLASS, binary_metrics, threshold_suggestion
 from moderation.ml.network import HarmfulNet
 from moderation.ml.transforms import eval_transform, train_transform
 
@@ -78,6 +78,7 @@ class TrainConfig:
     cache_dir: str | None = None  # default: OUT/feature-cache
     splits: str | None = None  # a splits file (file,split) for a folder of safe/ and harmful/; default DATA/SPLITS.csv
     refit: bool = False  # after early stopping, retrain on train+val for the best number of epochs
+    suggest_min_per_class: int = SUGGEST_MIN_PER_CLASS  # val images of each class behind suggested thresholds
     progress: bool = True
 
 
@@ -330,8 +331,10 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
         "epochs_run": epochs_run,
         "train_counts": class_counts(train_samples),
         "val_counts": class_counts(val_samples),
-        "suggested_thresholds": {config.category: suggest_thresholds(val_labels.numpy(), val_scores)},
     }
+    suggested, notes = threshold_suggestion(val_labels.numpy(), val_scores, min_per_class=config.suggest_min_per_class)
+    metrics["suggested_thresholds"] = {config.category: suggested} if suggested else {}
+    metrics["threshold_notes"] = notes
     if config.refit:
         # The early-stopped epoch count, retrained from the same start on train and val together.
         net.load_state_dict(initial)
@@ -377,7 +380,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--pool", default=defaults.pool, choices=("avg", "avgmax"), help="global pooling before the head"
     )
-    for name in ("epochs", "patience", "batch_size", "aug_views", "seed", "workers"):
+    for name in ("epochs", "patience", "batch_size", "aug_views", "seed", "workers", "suggest_min_per_class"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "backbone_lr", "weight_decay", "dropout", "label_smoothing", "val_fraction", "min_crop_area"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
@@ -424,7 +427,9 @@ def result_summary(result: TrainResult) -> str:
             "and the suggested thresholds above describe the early-stopped model before the refit (val is in the "
             "refit's training data now); evaluate model.pt on a test split"
         )
-    lines.append(f"suggested thresholds (from those val scores): {result.metrics['suggested_thresholds']}")
+    if result.metrics["suggested_thresholds"]:
+        lines.append(f"suggested thresholds (from those val scores): {result.metrics['suggested_thresholds']}")
+    lines.extend(result.metrics.get("threshold_notes", []))
     lines.append(f"{result.seconds:.0f} s; wrote {result.checkpoint}")
     return "\n".join(lines)
 

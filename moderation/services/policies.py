@@ -116,6 +116,17 @@ def policy_draft_propose(*, model_version: ModelVersion) -> PolicyDraft | None:
     thresholds = validate_thresholds({**current.thresholds, **suggested})
     if thresholds == current.thresholds:
         return None
+    collapsed = sorted(
+        category
+        for category, pair in suggested.items()
+        if category in thresholds and pair["reject_from"] <= pair["approve_below"]
+    )
+    warning = (
+        f" WARNING: no human band for {', '.join(collapsed)}: saved as is, every such image would be decided "
+        "automatically."
+        if collapsed
+        else ""
+    )
     now = timezone.now()
     PolicyDraft.objects.filter(model_version=model_version, status=PolicyDraft.Status.OPEN).update(
         status=PolicyDraft.Status.DISMISSED, resolved_at=now
@@ -125,7 +136,7 @@ def policy_draft_propose(*, model_version: ModelVersion) -> PolicyDraft | None:
         thresholds=thresholds,
         reason=(
             f"Suggested on validation data for model {model_version.name} (other categories as in policy "
-            f"v{current.version}). Check the projection on this model's traffic before saving."
+            f"v{current.version}). Check the projection on this model's traffic before saving.{warning}"
         ),
     )
 

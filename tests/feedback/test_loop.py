@@ -30,6 +30,8 @@ def retrain_settings(settings, tmp_path):
     settings.VIGIL_RETRAIN_MIN_LABELS = 20
     settings.VIGIL_RETRAIN_VAL_FRACTION = 0.3
     settings.VIGIL_PROMOTION_AUTO = True  # the rule decides, with the defaults' sample-size minimum
+    settings.VIGIL_RETRAIN_SUGGEST_MIN_PER_CLASS = 2  # a handful of val images: exercise the draft path
+    settings.VIGIL_RETRAIN_BASE_DATA = ""
     return settings
 
 
@@ -169,3 +171,59 @@ def test_a_run_that_meets_the_rule_is_promoted_but_the_policy_stays_the_admins(
     change = Change.objects.get(kind="model")
     assert (change.action, change.actor, change.policy) == ("auto_promoted", None, mine)
     assert "by the promotion rule" in change.summary and "all rules met" in change.summary
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_rehearsal_on_a_base_dataset_and_its_guard_follow_the_model(
+    retrain_settings, tiny_dataset, moderator, admin_user, tmp_path
+):
+    """A run trains on the deployment's labels plus the operator's base dataset, judges the
+    candidate on the base dataset's test split too, and records that set on the model; when the
+    operator later points the base dataset elsewhere, the next candidate is still judged on the old
+    set, and a set that is gone holds it."""
+    from tests.images import labelled_folder
+
+    base = tmp_path / "base"
+    labelled_folder(base, train=4, val=2, test=6, seed=5)
+    retrain_settings.VIGIL_RETRAIN_BASE_DATA = str(base)
+    retrain_settings.VIGIL_RETRAIN_VAL_FRACTION = 0.4
+    retrain_settings.VIGIL_PROMOTION_MIN_HARMFUL = retrain_settings.VIGIL_PROMOTION_MIN_SAFE = 6
+    retrain_settings.VIGIL_PROMOTION_AUC_MARGIN = -1.0
+    retrain_settings.VIGIL_PROMOTION_MIN_RECALL = 0.5
+    retrain_settings.VIGIL_PROMOTION_MAX_AUC_LOSS = 1.0  # a six-image guard shows little; the path is tested here
+    label_dataset(moderator, tiny_dataset)
+    queue_everything = {name: {"approve_below": 0.0, "reject_from": 1.0} for name in ("weapon", "nudity")}
+    policy_create(thresholds=queue_everything, reason="humans see everything", created_by=admin_user)
+
+    call_command("retrain")
+    run = TrainingRun.objects.get(status="succeeded")
+    assert f"rehearsal: base dataset {base} joins training; guard split: test" in run.log
+    assert run.metrics["training_data"]["train/base"] == {"safe": 4, "harmful": 4}
+    assert run.metrics["training_data"]["val/base"] == {"safe": 2, "harmful": 2}
+    assert run.metrics["recipe"]["name"] == "probe"  # 26 training images: a linear probe
+    assert "recipe: probe" in run.log
+    [guard] = run.metrics["verdict"]["figures"]["guards"]
+    assert (guard["available"], guard["harmful"], guard["safe"], guard["new_misses"]) == (True, 6, 6, 0)
+    assert guard["name"] == f"base dataset {base} (test)"
+    assert f"guard base dataset {base} (test): AUC candidate" in run.log
+    assert run.promoted, run.metrics["verdict"]["reasons"]
+    sets = run.candidate.metrics["heldout"]["sets"]
+    assert [(s["name"], s["split"]) for s in sets] == [("deployment", "val"), ("base dataset", "test")]
+
+    # The operator points the base dataset at a new folder and the old one disappears.
+    moved = tmp_path / "new-base"
+    labelled_folder(moved, train=4, val=2, test=6, seed=6)
+    retrain_settings.VIGIL_RETRAIN_BASE_DATA = str(moved)
+    (base / "test" / "harmful").rename(tmp_path / "gone")
+    call_command("retrain", "--force")
+    second = TrainingRun.objects.filter(status="succeeded").order_by("-pk").first()
+    assert second.pk != run.pk and not second.promoted
+    guards = second.metrics["verdict"]["figures"]["guards"]
+    assert [(g["name"], g["available"]) for g in guards] == [
+        (f"base dataset {moved} (test)", True),
+        (f"base dataset {base} (test)", False),
+    ]
+    assert any(
+        reason.startswith(f"base dataset {base} (test): not scored") for reason in second.metrics["verdict"]["reasons"]
+    )

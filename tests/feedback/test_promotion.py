@@ -3,7 +3,19 @@
 import numpy as np
 import pytest
 
-from feedback.services.promotion import ALL_MET, AUC, FORCED, RECALL, SAMPLE_SIZE, HeldOut, Rules, promotion_verdict
+from feedback.services.promotion import (
+    ALL_MET,
+    AUC,
+    FORCED,
+    FORGETTING,
+    NEW_MISSES,
+    RECALL,
+    SAMPLE_SIZE,
+    GuardSet,
+    HeldOut,
+    Rules,
+    promotion_verdict,
+)
 
 RULES = Rules(min_harmful=50, min_safe=50, confidence=0.95, auc_margin=0.0, min_recall=0.9, resamples=1000)
 
@@ -74,3 +86,75 @@ def test_the_auc_margin_is_judged_on_the_interval(margin):
     verdict = promotion_verdict(heldout(80, 80, candidate_gap=6, active_gap=1.5), forced=False, rules=rules)
     assert verdict.promote is (verdict.figures["auc"]["interval"][0] > margin)
     assert verdict.promote is (margin == 0.0)
+
+
+def with_approvals(data: HeldOut, candidate_approved, active_approved) -> HeldOut:
+    return HeldOut(data.labels, data.candidate, data.active, candidate_approved, active_approved, data.policy_version)
+
+
+def test_one_harmful_image_the_active_model_kept_from_auto_approve_holds_the_candidate():
+    data = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    nothing = np.zeros(160, dtype=bool)
+    one, another = nothing.copy(), nothing.copy()
+    one[3] = another[5] = True  # harmful images (the first 80 are harmful)
+    # Each model auto-approves one harmful image, so the totals (the recall rule) tie; but the
+    # candidate's is one the active model sent to a human.
+    verdict = promotion_verdict(with_approvals(data, one, another), forced=False, rules=RULES)
+    assert (verdict.promote, verdict.rule) == (False, NEW_MISSES)
+    assert verdict.figures["new_misses"] == 1
+    assert verdict.figures["recall"]["candidate"]["kept"] == verdict.figures["recall"]["active"]["kept"] == 79
+    assert "auto-approves 1 labelled harmful image(s) that the active model kept" in verdict.reasons[0]
+    # The same image approved by both models is no new miss; a safe one never is.
+    both = promotion_verdict(with_approvals(data, one, one), forced=False, rules=RULES)
+    safe_only = nothing.copy()
+    safe_only[100] = True
+    assert both.promote
+    assert promotion_verdict(with_approvals(data, safe_only, nothing), forced=False, rules=RULES).promote
+    allowed = Rules(**{**RULES.__dict__, "max_new_misses": 1})
+    assert promotion_verdict(with_approvals(data, one, another), forced=False, rules=allowed).promote
+
+
+def guard(n: int, *, candidate_gap: float, active_gap: float, seed: int = 11) -> HeldOut:
+    return heldout(n, n, candidate_gap=candidate_gap, active_gap=active_gap, seed=seed)
+
+
+def test_a_candidate_that_forgot_the_base_dataset_is_held_though_it_wins_at_home():
+    home = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    forgot = GuardSet("base dataset /data/base (test)", guard(150, candidate_gap=1.0, active_gap=4.0))
+    verdict = promotion_verdict(home, forced=False, rules=RULES, guards=[forgot])
+    assert (verdict.promote, verdict.rule) == (False, FORGETTING)
+    [figures] = verdict.figures["guards"]
+    assert figures["available"] and figures["auc"]["candidate"] < figures["auc"]["active"]
+    assert figures["auc"]["interval"][0] < -RULES.max_auc_loss
+    assert verdict.reasons[0].startswith("base dataset /data/base (test) (150 harmful, 150 safe): ROC AUC")
+    assert "not shown to lose less than 0.02 of AUC" in verdict.reasons[0]
+
+
+def test_a_candidate_that_kept_what_it_knew_passes_the_guard():
+    home = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    kept = GuardSet("base", guard(150, candidate_gap=6.0, active_gap=4.0))
+    verdict = promotion_verdict(home, forced=False, rules=RULES, guards=[kept])
+    assert (verdict.promote, verdict.rule) == (True, ALL_MET)
+    assert "base: AUC difference interval" in verdict.reasons[0]
+
+
+def test_a_guard_too_small_to_show_anything_or_gone_holds_the_candidate():
+    home = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    tiny = GuardSet("base", guard(3, candidate_gap=6.0, active_gap=6.0))
+    gone = GuardSet("earlier base /old (test)", None, note="/old is not a directory")
+    for guards, text in (([tiny], "interval not estimable"), ([gone], "not scored (/old is not a directory)")):
+        verdict = promotion_verdict(home, forced=False, rules=RULES, guards=guards)
+        assert (verdict.promote, verdict.rule) == (False, FORGETTING)
+        assert text in verdict.reasons[0]
+
+
+def test_new_misses_on_a_guard_set_hold_the_candidate():
+    home = heldout(80, 80, candidate_gap=6, active_gap=1.5)
+    data = guard(100, candidate_gap=6.0, active_gap=4.0)
+    leaked = np.zeros(200, dtype=bool)
+    leaked[:2] = True
+    verdict = promotion_verdict(
+        home, forced=False, rules=RULES, guards=[GuardSet("base", with_approvals(data, leaked, np.zeros(200, bool)))]
+    )
+    assert (verdict.promote, verdict.rule) == (False, NEW_MISSES)
+    assert verdict.figures["guards"][0]["new_misses"] == 2

@@ -124,3 +124,16 @@ def test_rollback_is_offered_only_when_there_is_something_to_roll_back_to(client
     client.force_login(admin_user)
     page = client.get(reverse("feedback:models")).content.decode()
     assert 'id="rollback"' not in page and 'value="rollback"' not in page
+
+
+@pytest.mark.django_db
+def test_the_training_page_says_whether_runs_rehearse_a_base_dataset(client, admin_user, settings, tmp_path):
+    client.force_login(admin_user)
+    settings.VIGIL_RETRAIN_BASE_DATA = ""
+    page = client.get(reverse("feedback:training")).content.decode()
+    assert "No base dataset configured" in page and "VIGIL_RETRAIN_BASE_DATA" in page
+    settings.VIGIL_RETRAIN_BASE_DATA = str(tmp_path / "base")
+    page = client.get(reverse("feedback:training")).content.decode()
+    assert f"also trains on the base dataset <code>{tmp_path / 'base'}</code>" in page
+    assert "No base dataset configured" not in page
+    assert "auto-approves at most 0 harmful image(s) that the active model kept for a human" in page

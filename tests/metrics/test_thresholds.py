@@ -177,3 +177,27 @@ def test_a_models_draft_is_loaded_saved_exactly_and_marked_applied(client, admin
     client.post(reverse("metrics:draft_dismiss", args=[second.pk]))
     second.refresh_from_db()
     assert second.status == "dismissed" and policy_current().thresholds == draft.thresholds
+
+
+@pytest.mark.django_db
+def test_a_draft_without_a_human_band_says_so_where_admins_read_it(client, admin_user):
+    from moderation.models import ModelVersion
+    from moderation.services.model_versions import model_version_ensure_active
+    from moderation.services.policies import policy_draft_propose
+
+    policy_create(thresholds=ROUND, reason="round numbers", created_by=admin_user)
+    base = model_version_ensure_active()
+    collapsed = {"weapon": {"approve_below": 0.812, "reject_from": 0.812}}
+    candidate = ModelVersion.objects.create(
+        name="narrow",
+        architecture=base.architecture,
+        weights=base.weights,
+        weights_sha256="d" * 64,
+        metrics={"suggested_thresholds": collapsed},
+    )
+    draft = policy_draft_propose(model_version=candidate)
+    assert "WARNING: no human band for weapon" in draft.reason
+    client.force_login(admin_user)
+    page = client.get(reverse("metrics:thresholds")).content.decode()
+    assert "weapon 0.812–0.812 <strong>(no human band)</strong>" in page
+    assert "WARNING: no human band for weapon" in page

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from moderation.ml.metrics import Evaluation, binary_metrics, suggest_thresholds
+from moderation.ml.metrics import Evaluation, binary_metrics, suggest_thresholds, threshold_suggestion
 
 # 10 images, hand-counted at threshold 0.5: TP 4 (0.9, 0.8, 0.7, 0.6), FN 1 (0.4),
 # FP 1 (0.55), TN 4 (0.1, 0.2, 0.3, 0.45).
@@ -56,3 +56,25 @@ def test_roc_png_is_written(tmp_path):
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.size[0] > 200
+
+
+def test_no_thresholds_are_suggested_from_too_few_labels():
+    labels = [1] * 49 + [0] * 200
+    scores = [0.3 + 0.6 * i / 49 for i in range(49)] + [0.05 + 0.5 * i / 200 for i in range(200)]  # overlapping
+    assert threshold_suggestion(labels, scores) == (
+        None,
+        ["no thresholds suggested: 49 harmful and 200 safe validation images, need at least 50 of each"],
+    )
+    labels, scores = [*labels, 1], [*scores, 0.5]
+    thresholds, notes = threshold_suggestion(labels, scores)
+    assert thresholds == suggest_thresholds(labels, scores)
+    assert notes == ["suggested from 50 harmful and 200 safe validation images"]
+
+
+def test_a_suggestion_without_a_human_band_says_so():
+    # Perfectly separated scores: the recall and precision targets meet at one threshold.
+    labels = [1] * 60 + [0] * 60
+    scores = [0.9] * 60 + [0.1] * 60
+    thresholds, notes = threshold_suggestion(labels, scores)
+    assert thresholds == {"approve_below": 0.9, "reject_from": 0.9}
+    assert "leaves NO human band (approve below 0.9, reject from 0.9)" in notes[1]
