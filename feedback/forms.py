@@ -40,16 +40,21 @@ class ExportForm(forms.Form):
 
 
 class ModelActionForm(forms.Form):
-    """Shadow a version, promote it, or roll back. Promotion and rollback change what routes
-    uploads: they need a ticked confirmation, and a rollback says why."""
+    """Shadow a version, promote it, roll back, or switch its tiled scoring. Promotion and rollback
+    change what routes uploads: they need a ticked confirmation, and a rollback says why."""
 
-    action = forms.ChoiceField(choices=[("shadow", "shadow"), ("promote", "promote"), ("rollback", "rollback")])
+    action = forms.ChoiceField(
+        choices=[("shadow", "shadow"), ("promote", "promote"), ("rollback", "rollback"), ("tiling", "tiling")]
+    )
     note = forms.CharField(required=False, max_length=500)
     confirm = forms.BooleanField(required=False)
+    tiling = forms.ChoiceField(choices=ModelVersion.Tiling.choices, required=False)
 
     def clean(self) -> dict:
         data = super().clean()
         action = data.get("action")
+        if action == "tiling" and not data.get("tiling"):
+            self.add_error("tiling", "Choose a tiling.")
         if action in ("promote", "rollback") and not data.get("confirm"):
             self.add_error("confirm", f"Tick the box to confirm the {action}: it changes what routes uploads.")
         if action == "rollback" and not (data.get("note") or "").strip():

@@ -26,6 +26,7 @@ from moderation.services.model_versions import (
     model_version_activate,
     model_version_rollback,
     model_version_rollback_target,
+    model_version_set_tiling,
     model_version_shadow,
 )
 from moderation.services.policies import policy_current
@@ -100,6 +101,7 @@ def models(request: HttpRequest) -> HttpResponse:
             "policy": policy_current(),
             "rollback": model_version_rollback_target(),
             "active": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first(),
+            "tiling_choices": ModelVersion.Tiling.choices,
         },
     )
 
@@ -119,6 +121,18 @@ def model_action(request: HttpRequest, version_id: int) -> HttpResponse:
         if action == "shadow":
             model_version_shadow(model_version=version, user=request.user)
             messages.success(request, f"{version.name} now scores new uploads in shadow.")
+        elif action == "tiling":
+            tiling = form.cleaned_data["tiling"]
+            scoring = version.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.SHADOW)
+            if scoring and tiling != version.tiling and not form.cleaned_data["confirm"]:
+                messages.error(request, f"Tick the box to confirm: {version.name} scores uploads now.")
+                return redirect("feedback:models")
+            changed = model_version_set_tiling(model_version=version, tiling=tiling, user=request.user, note=note)
+            messages.success(
+                request,
+                f"{changed.name} scores {changed.get_tiling_display().lower()}"
+                + ("; workers switch on their next task." if scoring else "."),
+            )
         elif action == "promote":
             model_version_activate(model_version=version, user=request.user, note=note)
             messages.success(

@@ -57,9 +57,11 @@ def _file_link(field, view: str, upload: Upload) -> str:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "architecture", "status", "created_at", "activated_at")
-    list_filter = ("status",)
-    readonly_fields = ("weights_sha256", "created_at", "activated_at")
+    list_display = ("name", "architecture", "status", "tiling", "created_at", "activated_at")
+    list_filter = ("status", "tiling")
+    # Tiling changes go through the model versions page (model_version_set_tiling), which records
+    # them in the audit and change logs.
+    readonly_fields = ("weights_sha256", "tiling", "created_at", "activated_at")
 
 
 @admin.register(Score)

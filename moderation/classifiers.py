@@ -28,14 +28,19 @@ class ModelIntegrityError(RuntimeError):
 
 _lock = threading.Lock()
 # The active version and, in shadow mode, the candidate beside it; the least recently used goes.
-_loaded: OrderedDict[tuple[str, str, str], Classifier] = OrderedDict()
+_loaded: OrderedDict[tuple[str, str, str, str], Classifier] = OrderedDict()
 MAX_LOADED = 2
 
 
 def classifier_for(model_version: ModelVersion) -> Classifier:
     # Keyed by what determines the loaded model, not by row id: re-registering identical
-    # weights does not reload them.
-    key = (model_version.architecture, model_version.weights_sha256, json.dumps(model_version.config, sort_keys=True))
+    # weights does not reload them; switching the version's tiling does (on the next task).
+    key = (
+        model_version.architecture,
+        model_version.weights_sha256,
+        json.dumps(model_version.config, sort_keys=True),
+        model_version.tiling,
+    )
     with _lock:
         classifier = _loaded.get(key)
         if classifier is not None:
@@ -46,9 +51,10 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
             onnx_file, _ = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
             serving = onnx_file if onnx_file.is_file() else None
             logger.info(
-                "loading model version %s (%s) with %s",
+                "loading model version %s (%s, tiling %s) with %s",
                 model_version.name,
                 model_version.architecture,
+                model_version.tiling,
                 "ONNX Runtime" if serving else "torch: no ONNX export yet (manage.py export_serving)",
             )
             if serving is None and threads:
@@ -61,6 +67,7 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
                 weights=model_version.weights,
                 threads=threads,
                 serving=serving,
+                tiling=model_version.tiling,
             )
             while len(_loaded) >= MAX_LOADED:
                 _loaded.popitem(last=False)

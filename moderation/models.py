@@ -112,6 +112,11 @@ class ModelVersion(models.Model):
         ACTIVE = "active"
         RETIRED = "retired"
 
+    class Tiling(models.TextChoices):  # moderation.ml.tiling.CHOICES
+        NONE = "none", "Whole frame only"
+        GRID_2X2 = "2x2", "Whole frame + 2x2 tiles"
+        GRID_3X3 = "3x3", "Whole frame + 3x3 tiles"
+
     name = models.CharField(max_length=100, unique=True)
     architecture = models.CharField(max_length=100)
     weights = models.CharField(max_length=500, help_text="Weights file path, or a description of packaged weights.")
@@ -121,6 +126,16 @@ class ModelVersion(models.Model):
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
+    # Tiled scoring (moderation/ml/tiling.py): besides the whole frame, a wide or large frame is
+    # scored in a 2x2 or 3x3 grid of overlapping tiles and its score is the maximum. A serving
+    # choice, not part of the weights, so an admin can change it after registration
+    # (model_version_set_tiling records who did, and why).
+    tiling = models.CharField(
+        max_length=4,
+        choices=Tiling.choices,
+        default=Tiling.NONE,
+        help_text="Score wide or large frames also in overlapping tiles (max over the tiles).",
+    )
     notes = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -281,6 +296,7 @@ class ModelEvent(models.Model):
         RETIRED = "retired"
         AUTO_PROMOTED = "auto_promoted", "Promoted by the rule"
         HELD = "held", "Held for an admin"
+        TILING = "tiling", "Tiling changed"
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="events")
     action = models.CharField(max_length=14, choices=Action.choices)
@@ -318,6 +334,7 @@ class Change(models.Model):
         SAVED = "saved", "Policy saved"
         RESTORED = "restored", "Policy restored by a rollback"
         REROUTED = "rerouted", "Queue re-routed"
+        TILING = "tiling", "Model tiling changed"
 
     kind = models.CharField(max_length=6, choices=Kind.choices)
     action = models.CharField(max_length=14, choices=Action.choices)

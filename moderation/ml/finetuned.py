@@ -2,7 +2,9 @@
 
 The fine-tuned network is trained on harmful-vs-safe photos of one kind (weapons on the
 benchmark); nudity stays with the dedicated open_nsfw model unless the model version turns it off
-(``"nudity": false`` in its config).
+(``"nudity": false`` in its config). With a ``tiling`` (:mod:`moderation.ml.tiling`, the model
+version's switch) the harmful score of a wide or large frame is the maximum over the whole frame
+and its tiles; open_nsfw still sees the whole frame.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from moderation.ml.tiling import NO_TILING, Tiling, tiled_scores
 from moderation.ml.transforms import Preprocessing, to_batch
 
 if TYPE_CHECKING:
@@ -51,8 +54,10 @@ class FineTunedClassifier:
         nudity: bool = True,
         threads: int | None = None,
         serving: Path | None = None,
+        tiling: Tiling = NO_TILING,
     ) -> None:
         self._onnx = self.net = None
+        self.tiling = tiling
         if serving is not None:
             from moderation.ml.serving import OnnxNetwork
 
@@ -73,13 +78,22 @@ class FineTunedClassifier:
 
             self._nsfw = OpenNsfw(intra_op_threads=threads)
         self.categories = (self.category, NUDITY) if self._nsfw else (self.category,)
-        self.min_decode_side = max(self.preprocessing.resize_to, OPEN_NSFW_MIN_SIDE if self._nsfw else 0)
+        self.min_decode_side = max(
+            tiling.min_decode_side(self.preprocessing.resize_to), OPEN_NSFW_MIN_SIDE if self._nsfw else 0
+        )
 
     @property
     def serving(self) -> str:
         return "onnx" if self._onnx is not None else "torch"
 
     def harmful_scores(self, images: Sequence[Image.Image]) -> list[float]:
+        """The network's harmful probability per image: the maximum over the image and its tiles
+        when the tiling applies to it, all views of all images in one batch."""
+        if self.tiling.enabled:
+            return tiled_scores(images, self.tiling, self.preprocessing.size, self._network_scores)
+        return self._network_scores(images)
+
+    def _network_scores(self, images: Sequence[Image.Image]) -> list[float]:
         if self._onnx is not None:
             from moderation.ml.serving import sigmoid
 

@@ -22,15 +22,26 @@ class UnknownArchitecture(ValueError):
 
 
 def build_classifier(
-    architecture: str, config: dict, *, weights: str = "", threads: int | None = None, serving: Path | None = None
+    architecture: str,
+    config: dict,
+    *,
+    weights: str = "",
+    threads: int | None = None,
+    serving: Path | None = None,
+    tiling: str = "none",
 ) -> Classifier:
-    """``serving``: the version's ONNX export, when there is one (then torch is not imported)."""
+    """``serving``: the version's ONNX export, when there is one (then torch is not imported).
+    ``tiling``: the version's tiled scoring, ``none``, ``2x2`` or ``3x3`` (moderation/ml/tiling.py)."""
     from moderation.ml import baseline
+    from moderation.ml.tiling import Tiling
 
+    tiles = Tiling.parse(tiling)
     if architecture == baseline.ARCHITECTURE:
-        return baseline.BaselineClassifier(threads=threads, serving=serving)
+        return baseline.BaselineClassifier(threads=threads, serving=serving, tiling=tiles)
     if architecture == FINETUNED_ARCHITECTURE:
         from moderation.ml.finetuned import FineTunedClassifier
 
-        return FineTunedClassifier(weights, nudity=config.get("nudity", True), threads=threads, serving=serving)
+        return FineTunedClassifier(
+            weights, nudity=config.get("nudity", True), threads=threads, serving=serving, tiling=tiles
+        )
     raise UnknownArchitecture(f"no classifier is known for architecture {architecture!r}")

@@ -34,6 +34,8 @@ from moderation.ml.datasets import CLASSES, DatasetError, Sample, class_counts, 
 from moderation.ml.features import cached_frozen_features
 from moderation.ml.metrics import SUGGEST_MIN_PER_CLASS, binary_metrics, threshold_suggestion
 from moderation.ml.network import HarmfulNet
+from moderation.ml.tiling import CHOICES as TILINGS
+from moderation.ml.tiling import Tiling
 from moderation.ml.transforms import eval_transform, train_transform
 
 METRICS_FIELDS = (
@@ -79,6 +81,9 @@ class TrainConfig:
     splits: str | None = None  # a splits file (file,split) for a folder of safe/ and harmful/; default DATA/SPLITS.csv
     refit: bool = False  # after early stopping, retrain on train+val for the best number of epochs
     suggest_min_per_class: int = SUGGEST_MIN_PER_CLASS  # val images of each class behind suggested thresholds
+    # How the model version is served (moderation/ml/tiling.py): "none", "2x2" or "3x3" tiles besides
+    # the whole frame. Stored in the checkpoint's config; register_model takes it as the default.
+    tiling: str = "none"
     progress: bool = True
 
 
@@ -258,6 +263,7 @@ def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
     out = Path(config.out)
     spec = backbone_spec(config.backbone)
     pre = replace(spec.preprocessing, size=config.image_size or spec.train_size, resize_mode=config.resize_mode)
+    Tiling.parse(config.tiling)  # an unknown tiling fails here, before any work
     # What can fail at once fails before OUT exists: no empty output folder is left behind.
     train_samples, val_samples = load_train_val(config)
     net = HarmfulNet.build(
@@ -379,6 +385,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--resize-mode", default=defaults.resize_mode, choices=("squash", "crop"))
     parser.add_argument(
         "--pool", default=defaults.pool, choices=("avg", "avgmax"), help="global pooling before the head"
+    )
+    parser.add_argument(
+        "--tiling",
+        default=defaults.tiling,
+        choices=TILINGS,
+        help="serve the model with tiled scoring: the whole frame plus 2x2 or 3x3 overlapping tiles of wide or "
+        "large frames, max over them (stored in the checkpoint; registration uses it)",
     )
     for name in ("epochs", "patience", "batch_size", "aug_views", "seed", "workers", "suggest_min_per_class"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))

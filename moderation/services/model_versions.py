@@ -25,6 +25,9 @@ from moderation.services.changes import change_record
 logger = logging.getLogger(__name__)
 
 BASELINE_NAME = "baseline-imagenet-nsfw-v1"
+# The tiling a new fine-tuned model version gets when neither ``register_model --tiling`` nor its
+# checkpoint says otherwise. Measured on realbench (docs/benchmarks.md, "Tiled scoring").
+DEFAULT_TILING = ModelVersion.Tiling.NONE
 
 
 class NoActiveModel(RuntimeError):
@@ -91,12 +94,14 @@ def _copy_into_registry(source: Path, sha256: str) -> Path:
 
 
 def model_version_register(
-    *, checkpoint: str | Path, name: str = "", notes: str = "", nudity: bool = True
+    *, checkpoint: str | Path, name: str = "", notes: str = "", nudity: bool = True, tiling: str | None = None
 ) -> ModelVersion:
     """Register a fine-tuned checkpoint (from ``train``) as a candidate model version.
 
     ``nudity``: also score nudity with open_nsfw, as the baseline does, so a fine-tuned weapon
-    model does not drop a category the thresholds route on.
+    model does not drop a category the thresholds route on. ``tiling``: ``none``, ``2x2`` or
+    ``3x3`` (moderation/ml/tiling.py); by default the tiling the checkpoint was trained for
+    (``train --tiling``), else :data:`DEFAULT_TILING`.
     """
     from moderation.ml import checkpoints
     from moderation.ml.finetuned import NUDITY
@@ -110,6 +115,7 @@ def model_version_register(
     existing = ModelVersion.objects.filter(weights_sha256=sha256).first()
     if existing is not None:
         raise RegistryError(f"these weights are already registered as {existing.name!r}")
+    tiling = _tiling_checked(tiling if tiling is not None else meta["config"].get("tiling") or DEFAULT_TILING)
     name = name.strip() or f"{meta['backbone']}-{meta['category']}-{sha256[:8]}"
     if ModelVersion.objects.filter(name=name).exists():
         raise RegistryError(f"a model version named {name!r} already exists")
@@ -122,6 +128,7 @@ def model_version_register(
         weights_sha256=sha256,
         preprocessing=meta["preprocessing"],
         categories=categories,
+        tiling=tiling,
         config={
             "backbone": meta["backbone"],
             "unfreeze": meta["unfreeze"],
@@ -137,6 +144,44 @@ def model_version_register(
         model_version_export_serving(model_version=version)
     except Exception:  # registered all the same: workers serve it with torch until export_serving runs
         logger.exception("could not export model version %s to ONNX", version.name)
+    return version
+
+
+def _tiling_checked(tiling: str) -> str:
+    if tiling not in ModelVersion.Tiling.values:
+        raise RegistryError(f"tiling must be one of {', '.join(ModelVersion.Tiling.values)}, not {tiling!r}")
+    return tiling
+
+
+def model_version_set_tiling(
+    *, model_version: ModelVersion, tiling: str, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModelVersion:
+    """Switch a version's tiled scoring (``none``, ``2x2``, ``3x3``). Recorded in its audit log;
+    when the version scores uploads (active or shadow) also in the change log, since its scores,
+    and so the routing, change. Workers apply it from their next task (the version's tiling is
+    part of what :func:`moderation.classifiers.classifier_for` loads)."""
+    tiling = _tiling_checked(tiling)
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        if version.tiling == tiling:
+            return version
+        before = version.get_tiling_display().lower()
+        version.tiling = tiling
+        version.save(update_fields=["tiling"])
+        after = version.get_tiling_display().lower()
+        text = f"{before} → {after}" + (f": {note.strip()}" if note.strip() else "")
+        model_event_record(model_version=version, action=ModelEvent.Action.TILING, actor=user, note=text)
+        if version.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.SHADOW):
+            who = user.get_username() if user else "the system"
+            role = "routes uploads" if version.status == ModelVersion.Status.ACTIVE else "scores in shadow"
+            change_record(
+                kind=Change.Kind.MODEL,
+                action=Change.Action.TILING,
+                summary=f"Model {version.name} ({role}) now scores {after} instead of {before} (by {who})."
+                + (f" Note: {note.strip()}" if note.strip() else ""),
+                actor=user,
+                model_version=version,
+            )
     return version
 
 

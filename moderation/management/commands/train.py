@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 version = model_version_register(checkpoint=result.checkpoint, name=options["name"])
             except RegistryError as exc:
                 raise CommandError(str(exc)) from None
-            self.stdout.write(f"registered model version {version.name} ({version.status})")
+            self.stdout.write(f"registered model version {version.name} ({version.status}), tiling {version.tiling}")
             if options["activate"]:
                 model_version_activate(model_version=version)
                 self.stdout.write(f"activated {version.name}")
