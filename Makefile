@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-metrics bench-export bench bench-queue bench-video clean
+.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -81,6 +81,10 @@ bench-thresholds: $(VENV)/.runtime-installed
 ## bench-classifier: fine-tune and evaluate every backbone on realbench, with baselines (about 30 min on 2 cores)
 bench-classifier: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.classifier --data $${DATA:-../shared/datasets/realbench}
+
+## bench-tiling: tiled scoring (none / 2x2 / 3x3) on realbench's test split; CHECKPOINT=model.pt, else it trains one
+bench-tiling: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.tiling --data $${DATA:-../shared/datasets/realbench} $${CHECKPOINT:+--checkpoint $$CHECKPOINT}
 
 ## bench-metrics: admin pages with 1,000,000 decisions in PostgreSQL (about 7 min)
 bench-metrics: $(VENV)/.dev-installed
