@@ -149,15 +149,18 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
             record.log(note)
 
         record.progress("register", 0.77)
+        active = model_version_ensure_active()
+        # The candidate is served as the active model is (its tiling): the held-out comparison is
+        # like for like, and promoting it keeps the admins' choice.
         candidate = model_version_register(
             checkpoint=result.checkpoint,
             name=f"retrain-{run.pk}-{timezone.now():%Y%m%d-%H%M}",
             notes=f"Training run {run.pk}: {summary.images} labelled images; {recipe}"
             + (f"; rehearsal on {base.root}" if base else "; no base dataset")
             + ".",
+            tiling=active.tiling,
         )
         record.progress("evaluate", 0.8)
-        active = model_version_ensure_active()
         heldout, compared = heldout_compare(candidate=candidate, active=active, root=data)
         sets = guard_sets(base=base, active=active)
         record.progress("evaluate: guard sets", 0.9)

@@ -156,9 +156,11 @@ def test_a_run_that_meets_the_rule_is_promoted_but_the_policy_stays_the_admins(
     label_dataset(moderator, tiny_dataset)
     queue_everything = {name: {"approve_below": 0.0, "reject_from": 1.0} for name in ("weapon", "nudity")}
     mine = policy_create(thresholds=queue_everything, reason="humans see everything", created_by=admin_user)
+    ModelVersion.objects.filter(status="active").update(tiling="2x2")  # an admin's serving choice
 
     call_command("retrain")
     run = TrainingRun.objects.get(status="succeeded")
+    assert run.candidate.tiling == "2x2"  # the candidate is served, and compared, as the active model is
     verdict = run.metrics["verdict"]
     assert (run.forced, verdict["rule"], verdict["promote"], run.promoted) == (False, "all_met", True, True)
     recall = verdict["figures"]["recall"]["candidate"]
