@@ -141,3 +141,21 @@ def test_torch_and_onnx_serving_tile_alike(tiny_checkpoint, tmp_path, name):
     assert got[2] == pytest.approx(onnx_whole.harmful_scores(frames[2:])[0], abs=1e-6)  # small: not tiled
     # frames are decoded large enough for the tiles to keep the model's resolution
     assert onnx_tiled.min_decode_side == tiling.min_decode_side(size) > size
+
+
+@pytest.mark.slow
+def test_the_baseline_tiles_its_weapon_score_and_not_nudity():
+    from moderation.ml import baseline
+    from tests.images import photo
+
+    wide = photo("coffee").resize((700, 300))
+    tiled = baseline.BaselineClassifier(threads=1, tiling=Tiling.parse("2x2"))
+    [scores] = tiled.predict([wide])
+    whole = baseline.BaselineClassifier(threads=1)
+    [plain] = whole.predict([wide])
+    views = Tiling.parse("2x2").views(wide, baseline.PREPROCESSING.size)
+    assert len(views) == 5
+    assert scores["weapon"] == pytest.approx(max(whole._weapon_scores(views)), abs=1e-6)
+    assert scores["weapon"] >= plain["weapon"] - 1e-6
+    assert scores["nudity"] == plain["nudity"]  # open_nsfw sees the whole frame only
+    assert tiled.min_decode_side == Tiling.parse("2x2").min_decode_side(baseline.PREPROCESSING.resize_to)
