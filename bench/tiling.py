@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.classifier import latency, read_realbench
+from bench.classifier import figures, latency, read_realbench
 from moderation.ml.datasets import CLASSES
 from moderation.ml.inference import classify_each
 from moderation.ml.metrics import Evaluation
@@ -50,13 +50,14 @@ def measure(classifier, rows: list[dict], threshold: float = 0.5) -> dict:
     labels = np.array([CLASSES.index(r["label"]) for r in rows])
     latencies = [r.latency_ms for r in results]
     evaluation = Evaluation(labels, scores, threshold=threshold)
-    summary = evaluation.summary()
+    summary = figures(evaluation)
     flagged = scores >= threshold
 
     def share(mask) -> dict:
         return {"n": int(mask.sum()), "flagged": int(flagged[mask].sum())}
 
     category = np.array([r["category"] for r in rows])
+    cctv = np.isin(category, list(CCTV))
     size = classifier.preprocessing.size
     tiled = sum(classifier.tiling.applies(int(r["width"]), int(r["height"]), size) for r in rows)
     return {
@@ -67,11 +68,15 @@ def measure(classifier, rows: list[dict], threshold: float = 0.5) -> dict:
         "cctv_weapon": share(category == "gun_cctv"),
         "cctv_no_weapon": share(category == "cctv_no_weapon"),
         "hard_negatives": share(np.char.startswith(category.astype(str), "hardneg")),
-        "non_cctv_errors": int(((flagged != labels.astype(bool)) & ~np.isin(category, list(CCTV))).sum()),
+        "recall_at_precision_0.95": summary["recall_at_precision_0.95"],
+        # ranking within the CCTV frames only: weapon frames above frames without one
+        "cctv_roc_auc": Evaluation(labels[cctv], scores[cctv]).roc_auc(),
+        "non_cctv_errors": int(((flagged != labels.astype(bool)) & ~cctv).sum()),
         "tiled": int(tiled),
         "images": len(rows),
         "ms_median": statistics.median(latencies),
         "ms_p90": float(np.percentile(latencies, 90)),
+        "scores": {r["file"]: round(float(v), 6) for r, v in zip(rows, scores, strict=True)},
     }
 
 
@@ -101,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             list(classify_each(classifier, [Path(rows[0]["path"])]))  # warm-up
             results[name] = measure(classifier, rows)
             results[name]["large_jpeg_ms"] = latency(classifier, args.repeats)
-            print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
+            shown = {k: v for k, v in results[name].items() if k != "scores"}
+            print(f"{name}: {json.dumps(shown)}", file=sys.stderr, flush=True)
     (out / "results.json").write_text(json.dumps({"checkpoint": str(checkpoint), "results": results}, indent=2))
     print_table(results)
     return 0
@@ -110,16 +116,18 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(results: dict[str, dict]) -> None:
     base = results.get("none")
     print(
-        "| tiling | tiled photos | AUC | acc | CCTV weapons flagged | CCTV no weapon flagged | hard negatives flagged"
-        " | errors outside CCTV | ms/photo median (×none) | p90 | 1 MP JPEG | 12 MP JPEG |"
+        "| tiling | tiled photos | AUC | acc | P | R | R@P.95 | CCTV weapons flagged | CCTV no weapon flagged"
+        " | CCTV AUC | hard negatives flagged | errors outside CCTV | ms/photo median (×none) | p90"
+        " | 1 MP JPEG | 12 MP JPEG |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f" ({r['ms_median'] / base['ms_median']:.2f}×)" if base else ""
         print(
             f"| {name} | {r['tiled']}/{r['images']} | {r['roc_auc']:.3f} | {r['accuracy']:.3f} "
+            f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['recall_at_precision_0.95']:.3f} "
             f"| {r['cctv_weapon']['flagged']}/{r['cctv_weapon']['n']} "
-            f"| {r['cctv_no_weapon']['flagged']}/{r['cctv_no_weapon']['n']} "
+            f"| {r['cctv_no_weapon']['flagged']}/{r['cctv_no_weapon']['n']} | {r['cctv_roc_auc']:.3f} "
             f"| {r['hard_negatives']['flagged']}/{r['hard_negatives']['n']} | {r['non_cctv_errors']} "
             f"| {r['ms_median']:.1f}{ratio} | {r['ms_p90']:.1f} "
             f"| {r['large_jpeg_ms']['1MP']:.0f} | {r['large_jpeg_ms']['12MP']:.0f} |"
