@@ -237,6 +237,36 @@ def _run_epochs(net, config, views, val_features, val_labels, device, epochs, *,
     return best_state, best_epoch, epoch
 
 
+def fit_cached(
+    net: HarmfulNet,
+    config: TrainConfig,
+    views: list[torch.Tensor],
+    labels: torch.Tensor,
+    val_features: torch.Tensor,
+    val_labels: torch.Tensor,
+    device: torch.device,
+    *,
+    on_epoch=None,
+) -> tuple[int, int]:
+    """Train ``net`` on cached frozen outputs (``views[0]`` plain, the others augmented, one row per
+    label) with early stopping on the validation loss, and leave it at its best epoch. The loop
+    :func:`train` runs after caching, reusable by benchmarks that cache once and train many times.
+    Returns (best_epoch, epochs_run)."""
+    best_state, best_epoch, epochs_run = _run_epochs(
+        net,
+        config,
+        _Views(views, labels),
+        val_features,
+        val_labels,
+        device,
+        config.epochs,
+        early_stop=True,
+        on_epoch=on_epoch or (lambda row: None),
+    )
+    net.load_state_dict(best_state)
+    return best_epoch, epochs_run
+
+
 class _Reporting:
     """Wraps a progress bar so every update also reaches ``on_progress(stage, fraction)``."""
 
@@ -325,11 +355,9 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_loss=f"{row.get('val_loss', float('nan')):.4f}")
             checkpoints.save(out / "last.pt", net, config=config, preprocessing=pre, metrics=row)
 
-        views_data = _Views(views, train_labels)
-        best_state, best_epoch, epochs_run = _run_epochs(
-            net, config, views_data, val_features, val_labels, device, config.epochs, early_stop=True, on_epoch=on_epoch
+        best_epoch, epochs_run = fit_cached(
+            net, config, views, train_labels, val_features, val_labels, device, on_epoch=on_epoch
         )
-    net.load_state_dict(best_state)
     val_scores = torch.sigmoid(predict_cached(net, val_features, device)).numpy()
     metrics = {
         "val": binary_metrics(val_labels.numpy(), val_scores),
