@@ -91,13 +91,14 @@ class BaselineClassifier:
         if not images:
             return []
         if self.tiling.enabled:
-            weapon = tiled_scores(images, self.tiling, PREPROCESSING.size, self._weapon_scores)
+            weapon = tiled_scores(images, self.tiling, PREPROCESSING.size, self.weapon_scores)
         else:
-            weapon = self._weapon_scores(list(images))
+            weapon = self.weapon_scores(list(images))
         nudity = self._nsfw.score_images(images).tolist()
         return [{"weapon": float(w), "nudity": float(n)} for w, n in zip(weapon, nudity, strict=True)]
 
-    def _weapon_scores(self, images: list[Image.Image]) -> list[float]:
+    def weapon_scores(self, images: list[Image.Image]) -> list[float]:
+        """The zero-shot weapon prior alone (open_nsfw is not run)."""
         if self._onnx is not None:
             from moderation.ml.serving import softmax
 

@@ -155,7 +155,7 @@ def test_the_baseline_tiles_its_weapon_score_and_not_nudity():
     [plain] = whole.predict([wide])
     views = Tiling.parse("2x2").views(wide, baseline.PREPROCESSING.size)
     assert len(views) == 5
-    assert scores["weapon"] == pytest.approx(max(whole._weapon_scores(views)), abs=1e-6)
+    assert scores["weapon"] == pytest.approx(max(whole.weapon_scores(views)), abs=1e-6)
     assert scores["weapon"] >= plain["weapon"] - 1e-6
     assert scores["nudity"] == plain["nudity"]  # open_nsfw sees the whole frame only
     assert tiled.min_decode_side == Tiling.parse("2x2").min_decode_side(baseline.PREPROCESSING.resize_to)
