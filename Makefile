@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video clean
+.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video bench-generalisation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -85,6 +85,10 @@ bench-classifier: $(VENV)/.dev-installed
 ## bench-tiling: tiled scoring (none / 2x2 / 3x3) on realbench's test split; CHECKPOINT=model.pt, else it trains one
 bench-tiling: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.tiling --data $${DATA:-../shared/datasets/realbench} $${CHECKPOINT:+--checkpoint $$CHECKPOINT}
+## bench-generalisation: leave-one-source-out, learning from k labels of a new source, learning curves (probe vs
+## fine-tuning, uncertainty sampling) on realbench; backbone outputs cached under var/ (BENCH_ARGS, e.g. --quick)
+bench-generalisation: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.generalisation --data $${DATA:-../shared/datasets/realbench} $(BENCH_ARGS)
 
 ## bench-metrics: admin pages with 1,000,000 decisions in PostgreSQL (about 7 min)
 bench-metrics: $(VENV)/.dev-installed
