@@ -394,6 +394,9 @@ def loso(rows, bank, trainer, sources, args) -> dict:
             if recipe == "fine-tune":
                 tuned_val_scores, tuned_test_scores = trainer.scores(recipe, net, fold.val), test_scores
             entry[recipe] = result
+            log(f"LOSO {source} {recipe}: AUC {result['auc']:.3f} with no labels")
+            if k == 0:  # --held-labels 0: the zero-label folds only
+                continue
             net, best, ran = trainer.fit(recipe, after.train, after.val, seed=0)
             entry["after"][recipe] = {
                 "auc": auc(labels[after.test], trainer.scores(recipe, net, after.test)),
@@ -401,9 +404,9 @@ def loso(rows, bank, trainer, sources, args) -> dict:
                 "best_epoch": best,
             }
             log(
-                f"LOSO {source} {recipe}: AUC {result['auc']:.3f} with no labels, "
-                f"{entry['after'][recipe]['auc']:.3f} after {k} (same test: {result['auc_on_after_test']:.3f}); "
-                f"other sources {result['others_test_auc']:.3f} -> {entry['after'][recipe]['others_test_auc']:.3f}"
+                f"LOSO {source} {recipe}: {entry['after'][recipe]['auc']:.3f} after {k} labels (same test before: "
+                f"{result['auc_on_after_test']:.3f}); other sources {result['others_test_auc']:.3f} -> "
+                f"{entry['after'][recipe]['others_test_auc']:.3f}"
             )
         # The prior last: it may still be being computed by another process when a fold starts.
         entry["zero_shot"] = {
@@ -444,7 +447,7 @@ def curves(rows, trainer, args) -> dict:
     pool = [i for i, r in enumerate(rows) if r.split == "train"]
     test = [i for i, r in enumerate(rows) if r.split == "test"]
     out: dict = {"random": {}, "uncertainty": {}}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for size in args.sizes:
             drawn = stratified_draw(pool, labels_list, size, seed=1000 + seed)
             train, val = split_labelled(drawn, labels_list, seed)
@@ -490,7 +493,7 @@ def summarise(results: dict) -> dict:
             worst_auc = folds[worst][recipe]["auc"]
             summary[f"loso_{recipe}"] = {"mean": mean(values), "worst": worst_auc, "worst_source": worst}
         summary["loso_combination"] = {"mean": mean([e["fine-tune"]["combination"]["auc"] for e in folds.values()])}
-        for recipe in RECIPES:
+        for recipe in RECIPES if all(recipe in e["after"] for e in folds.values()) else ():
             summary[f"after_{recipe}"] = {
                 "mean": mean([e["after"][recipe]["auc"] for e in folds.values()]),
                 "worst": min(e["after"][recipe]["auc"] for e in folds.values()),
@@ -529,6 +532,8 @@ def print_report(results: dict) -> None:
             f"{'worst':<52}{row['loso_zero_shot']['worst']:>7.3f}{row['loso_probe']['worst']:>7.3f}"
             f"{row['loso_fine-tune']['worst']:>7.3f}"
         )
+        if "after_probe" not in summary:
+            return print_curves(results)
         print("\nAfter k labels of the held-out source (rest of the source + completion; other sources' test split)")
         columns = ("k", 5), ("recipe", 10), ("before", 8), ("after", 8), ("others before", 15), ("after", 7)
         print(f"{'held-out source':<38}" + "".join(f"{name:>{width}}" for name, width in columns))
@@ -546,6 +551,11 @@ def print_report(results: dict) -> None:
                 f"other sources {s['others_before_mean']:.3f} -> {s['others_after_mean']:.3f} "
                 f"(largest drop {s['others_worst_drop']:+.3f})"
             )
+    print_curves(results)
+
+
+def print_curves(results: dict) -> None:
+    summary = results["summary"]
     curve = results.get("curves")
     if curve:
         print("\nLearning curve: realbench test AUC after training on N labels of the train split (mean of draws)")
@@ -557,11 +567,12 @@ def print_report(results: dict) -> None:
                     cells = "".join(f"{mean(curve[kind][recipe][s]):>8.3f}" for s in sizes)
                     print(f"{recipe + ' (' + kind + ')':<28}{cells}")
         cutoff = summary.get("probe_below")
-        print(
-            f"probe beats fine-tuning below {cutoff} labels"
-            if cutoff
-            else "fine-tuning never caught up with the probe on this curve"
-        )
+        if cutoff is None:
+            print("fine-tuning never caught up with the probe on this curve: use the probe")
+        elif cutoff == sizes[0]:
+            print(f"fine-tuning matches or beats the probe at every size measured (from {cutoff} labels)")
+        else:
+            print(f"probe beats fine-tuning below {cutoff} labels; fine-tuning from {cutoff} on")
 
 
 def parse_args(argv):
@@ -580,6 +591,7 @@ def parse_args(argv):
     )
     parser.add_argument("--sizes", default=None, help="learning-curve label counts (default 25,50,100,200,400)")
     parser.add_argument("--seeds", type=int, default=None, help="draws per learning-curve size (default 2)")
+    parser.add_argument("--first-seed", type=int, default=0, help="number of the first draw (to add draws later)")
     parser.add_argument("--sources", default=None, help="comma-separated sources to hold out (default: all >= 40)")
     parser.add_argument("--held-labels", type=int, default=HELD_LABELS)
     parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false")
@@ -587,10 +599,10 @@ def parse_args(argv):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few minutes: Lite0 at 160 px, 1 augmented view, 2 sources, sizes 25,100, 1 draw, 20 epochs",
+        help="a few minutes: Lite0 at 160 px, no augmented view, 2 sources, sizes 25,100, 1 draw, 20 epochs",
     )
     args = parser.parse_args(argv)
-    quick = {"backbone": "efficientnet_lite0", "image_size": 160, "aug_views": 1, "epochs": 20, "sizes": "25,100"}
+    quick = {"backbone": "efficientnet_lite0", "image_size": 160, "aug_views": 0, "epochs": 20, "sizes": "25,100"}
     full = {"backbone": "efficientnet_lite2", "image_size": None, "aug_views": 4, "epochs": 60, "sizes": None}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
