@@ -145,3 +145,19 @@ def test_fit_cached_trains_a_head_on_cached_features():
     assert 1 <= best <= ran == len(rows) <= 30
     scores = torch.sigmoid(predict_cached(net, val, torch.device("cpu")))
     assert scores[1::2].min() > scores[0::2].max()
+
+
+def test_report_merges_runs_split_over_processes(tmp_path):
+    """Draws of one curve run in two processes (JSON turns sizes into strings) add up to one curve."""
+    import json
+
+    from bench.generalisation import merge
+
+    for name, probe, tuned in (("a", [0.90, 0.95], [0.85, 0.97]), ("b", [0.92, 0.96], [0.87, 0.99])):
+        curves = {"random": {"probe": {"25": [probe[0]], "100": [probe[1]]}}}
+        curves["random"]["fine-tune"] = {"25": [tuned[0]], "100": [tuned[1]]}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"config": {"backbone": "x"}, "curves": curves}))
+    merged = merge([tmp_path / "a.json", tmp_path / "b.json"])
+    assert merged["curves"]["random"]["probe"] == {25: [0.90, 0.92], 100: [0.95, 0.96]}
+    assert merged["summary"]["curve_means"][25] == {"probe": pytest.approx(0.91), "fine-tune": pytest.approx(0.86)}
+    assert merged["summary"]["probe_below"] == 100
