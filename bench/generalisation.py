@@ -593,16 +593,18 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=int, default=None, help="draws per learning-curve size (default 2)")
     parser.add_argument("--first-seed", type=int, default=0, help="number of the first draw (to add draws later)")
     parser.add_argument("--sources", default=None, help="comma-separated sources to hold out (default: all >= 40)")
-    parser.add_argument("--held-labels", type=int, default=HELD_LABELS)
+    parser.add_argument(
+        "--held-labels", type=int, default=HELD_LABELS, help="labels of the held-out source (0: zero-label folds only)"
+    )
     parser.add_argument("--no-uncertainty", dest="uncertainty", action="store_false")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: loso, curves")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few minutes: Lite0 at 160 px, no augmented view, 2 sources, sizes 25,100, 1 draw, 20 epochs",
+        help="a few minutes: Lite0 at 160 px, no augmented view, the smallest source, sizes 25,100, 1 draw, 10 epochs",
     )
     args = parser.parse_args(argv)
-    quick = {"backbone": "efficientnet_lite0", "image_size": 160, "aug_views": 0, "epochs": 20, "sizes": "25,100"}
+    quick = {"backbone": "efficientnet_lite0", "image_size": 160, "aug_views": 0, "epochs": 10, "sizes": "25,100"}
     full = {"backbone": "efficientnet_lite2", "image_size": None, "aug_views": 4, "epochs": 60, "sizes": None}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
@@ -648,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_rows(root)
     sources = args.sources.split(",") if args.sources else eligible_sources(rows)
     if args.quick and not args.sources:
-        sources = sorted(sources, key=lambda s: sum(r.source == s for r in rows))[:2]
+        sources = sorted(sources, key=lambda s: sum(r.source == s for r in rows))[:1]
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()
     bank = Bank(rows, root, args)
