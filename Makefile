@@ -86,7 +86,8 @@ bench-classifier: $(VENV)/.dev-installed
 bench-tiling: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.tiling --data $${DATA:-../shared/datasets/realbench} $${CHECKPOINT:+--checkpoint $$CHECKPOINT}
 ## bench-generalisation: leave-one-source-out, learning from k labels of a new source, learning curves (probe vs
-## fine-tuning, uncertainty sampling) on realbench; backbone outputs cached under var/ (BENCH_ARGS, e.g. --quick)
+## fine-tuning, uncertainty sampling) on realbench; backbone outputs cached under var/. The default is Vigil's recipe
+## (Lite2, 288 px, 4 augmented views: hours on 2 cores); BENCH_ARGS=--quick takes minutes (docs/benchmarks.md)
 bench-generalisation: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.generalisation --data $${DATA:-../shared/datasets/realbench} $(BENCH_ARGS)
 
