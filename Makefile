@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video bench-generalisation clean
+.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video bench-generalisation bench-forgetting clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -90,6 +90,10 @@ bench-tiling: $(VENV)/.dev-installed
 ## (Lite2, 288 px, 4 augmented views: hours on 2 cores); BENCH_ARGS=--quick takes minutes (docs/benchmarks.md)
 bench-generalisation: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.generalisation --data $${DATA:-../shared/datasets/realbench} $(BENCH_ARGS)
+
+## bench-forgetting: retraining on a new source's labels alone vs with rehearsal, judged by the promotion rule (about 40 min)
+bench-forgetting: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.forgetting --data $${DATA:-../shared/datasets/realbench} $(BENCH_ARGS)
 
 ## bench-metrics: admin pages with 1,000,000 decisions in PostgreSQL (about 7 min)
 bench-metrics: $(VENV)/.dev-installed
