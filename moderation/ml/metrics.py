@@ -37,6 +37,33 @@ def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: fl
     }
 
 
+ECE_BINS = 15
+
+
+def expected_calibration_error(labels: Sequence[int], scores: Sequence[float], *, bins: int = ECE_BINS) -> float:
+    """Expected calibration error, the standard definition (Guo et al. 2017; Naeini et al. 2015):
+    each image's confidence is the probability of the class it is predicted as (``max(p, 1 - p)``,
+    harmful when ``p >= 0.5``); confidences fall into ``bins`` equal-width bins of [0, 1] (a bin
+    holds ``lo < confidence <= hi``); ECE is the image-weighted mean over bins of
+    ``|accuracy - mean confidence|``. 0 is perfectly calibrated; it is NaN for no images."""
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    if len(labels) == 0:
+        return float("nan")
+    predicted = (scores >= 0.5).astype(int)
+    confidence = np.where(predicted == 1, scores, 1.0 - scores)
+    correct = (predicted == labels).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # The bin of each confidence, (lo, hi]; a confidence of exactly 0 joins the first bin.
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
 def suggest_thresholds(
     labels: Sequence[int], scores: Sequence[float], *, min_recall: float = 0.99, min_precision: float = 0.98
 ) -> dict[str, float]:
@@ -93,7 +120,8 @@ def threshold_suggestion(
 def comparison_metrics(labels: Sequence[int], scores: Sequence[float], *, precision: float = 0.9) -> dict[str, float]:
     """Threshold-free figures for comparing two models on the same images, whatever their
     calibration: ROC AUC, the best F1 over all thresholds, and harmful recall at the threshold
-    where ``precision`` of the flagged images are harmful (the most a precise model catches)."""
+    where ``precision`` of the flagged images are harmful (the most a precise model catches);
+    plus each one's ECE, how far its scores are from calibrated probabilities on these images."""
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=float)
     curve_precision, curve_recall, _ = skm.precision_recall_curve(labels, scores)
@@ -108,6 +136,7 @@ def comparison_metrics(labels: Sequence[int], scores: Sequence[float], *, precis
         "roc_auc": _auc(labels, scores),
         "f1": float(f1.max()),
         "harmful_recall": float(precise.max()) if len(precise) else 0.0,
+        "ece": expected_calibration_error(labels, scores),
         "images": len(labels),
     }
 
@@ -135,9 +164,13 @@ class Evaluation:
     def roc_auc(self) -> float:
         return _auc(self.labels, self.scores)
 
+    def ece(self) -> float:
+        return expected_calibration_error(self.labels, self.scores)
+
     def summary(self) -> dict:
         return {
             **binary_metrics(self.labels, self.scores, self.threshold),
+            "ece": self.ece(),
             "threshold": self.threshold,
             "support": len(self.labels),
             "confusion": self.confusion().tolist(),
@@ -156,7 +189,10 @@ class Evaluation:
             f"{'safe':>9}{tn:>{width + 2}}{fp:>{width + 3}}\n"
             f"{'harmful':>9}{fn:>{width + 2}}{tp:>{width + 3}}\n"
         )
-        return f"{text}\n{matrix}\nROC AUC {self.roc_auc():.4f}\n"
+        return (
+            f"{text}\n{matrix}\nROC AUC {self.roc_auc():.4f}\n"
+            f"ECE {self.ece():.4f} (expected calibration error, {ECE_BINS} equal-width bins; 0 is calibrated)\n"
+        )
 
     def write_roc_png(self, path: str | Path, *, title: str = "ROC curve") -> Path:
         import matplotlib
