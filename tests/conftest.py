@@ -123,3 +123,16 @@ def allow_loopback(db):
     from integrations.models import AllowedNetwork
 
     return AllowedNetwork.objects.create(network="127.0.0.1/32", note="test receiver")
+
+
+def rewritten_checkpoint(source, target, *, drop=(), **changes):
+    """A copy of checkpoint ``source`` with top-level keys changed or dropped (``drop``), e.g. an
+    older checkpoint's layout or another temperature."""
+    import torch
+
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    for key in drop:
+        payload.pop(key)
+    payload.update(changes)
+    torch.save(payload, target)
+    return target

@@ -1,9 +1,10 @@
 """Fine-tuned checkpoints: the whole network plus everything needed to serve it.
 
 A checkpoint is one ``torch.save`` file holding the backbone name and split point, the
-preprocessing, the category its harmful score routes as, the training config, metrics and the
-full ``state_dict`` (backbone included), so serving it needs neither the training data nor the
-original pretrained weights. It is written atomically (temporary file, then rename).
+preprocessing, the calibration temperature and the test-time flip switch (how it is served, see
+:class:`moderation.ml.network.ServingNet`), the category its harmful score routes as, the
+training config, metrics and the full ``state_dict`` (backbone included), so serving it needs
+neither the training data nor the original pretrained weights. It is written atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ class CheckpointError(ValueError):
     pass
 
 
-def save(path: str | Path, net: HarmfulNet, *, config, preprocessing: Preprocessing, metrics: dict) -> Path:
+def save(
+    path: str | Path,
+    net: HarmfulNet,
+    *,
+    config,
+    preprocessing: Preprocessing,
+    metrics: dict,
+    temperature: float = 1.0,
+) -> Path:
+    """``temperature``: the calibration fitted on validation logits (:mod:`moderation.ml.calibration`);
+    the test-time flip comes from ``config["tta_flip"]``."""
     config = asdict(config) if is_dataclass(config) else dict(config)
     payload = {
         "format": FORMAT,
@@ -40,6 +51,8 @@ def save(path: str | Path, net: HarmfulNet, *, config, preprocessing: Preprocess
         "category": config.get("category", "weapon"),
         "classes": list(CLASSES),
         "preprocessing": preprocessing.as_dict(),
+        "temperature": float(temperature),
+        "flip": bool(config.get("tta_flip", False)),
         "config": config,
         "metrics": metrics,
         "created_at": datetime.now(UTC).isoformat(),
@@ -64,6 +77,12 @@ def read(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Vigil fine-tuned checkpoint (format {FORMAT})")
     return payload
+
+
+def serving_options(meta: dict) -> dict:
+    """How the checkpoint's network is served: its calibration temperature and test-time flip.
+    Checkpoints written before either existed serve as they always did (T = 1, no flip)."""
+    return {"temperature": float(meta.get("temperature", 1.0)), "flip": bool(meta.get("flip", False))}
 
 
 def load(path: str | Path) -> tuple[HarmfulNet, dict]:

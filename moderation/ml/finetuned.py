@@ -45,7 +45,12 @@ def optimise_for_inference(net, size: int):
 
 class FineTunedClassifier:
     """Serves a fine-tuned checkpoint: from its ONNX export when ``serving`` is given (torch is
-    never imported), else from the checkpoint in torch (traced and frozen)."""
+    never imported), else from the checkpoint in torch (traced and frozen). Both run
+    :class:`moderation.ml.network.ServingNet`: the checkpoint's calibration temperature and
+    test-time flip are part of the network, so the two paths give the same calibrated scores.
+
+    ``temperature`` and ``flip`` override the checkpoint's (torch only; for measuring what they
+    change, e.g. ``manage.py evaluate --checkpoint … --temperature 1 --flip``)."""
 
     def __init__(
         self,
@@ -55,22 +60,34 @@ class FineTunedClassifier:
         threads: int | None = None,
         serving: Path | None = None,
         tiling: Tiling = NO_TILING,
+        temperature: float | None = None,
+        flip: bool | None = None,
     ) -> None:
         self._onnx = self.net = None
         self.tiling = tiling
         if serving is not None:
             from moderation.ml.serving import OnnxNetwork
 
+            if temperature is not None or flip is not None:
+                raise ValueError("an ONNX export has its temperature and flip built in: override them in torch only")
             self._onnx = OnnxNetwork(serving, threads=threads)
             self.preprocessing = self._onnx.preprocessing
             self.category = self._onnx.description["category"]
+            # Exports written before calibration existed served the raw logit, as their checkpoints did.
+            self.temperature = float(self._onnx.description.get("temperature", 1.0))
+            self.flip = bool(self._onnx.description.get("flip", False))
         else:
             from moderation.ml import checkpoints
+            from moderation.ml.network import ServingNet
 
             net, meta = checkpoints.load(checkpoint)
             self.meta = meta
+            options = checkpoints.serving_options(meta)
+            self.temperature = options["temperature"] if temperature is None else float(temperature)
+            self.flip = options["flip"] if flip is None else bool(flip)
             self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-            self.net = optimise_for_inference(net, self.preprocessing.size)
+            served = ServingNet(net, temperature=self.temperature, flip=self.flip)
+            self.net = optimise_for_inference(served, self.preprocessing.size)
             self.category = meta["category"]
         self._nsfw = None
         if nudity and self.category != NUDITY:
@@ -117,9 +134,13 @@ class FineTunedClassifier:
 def export_serving(checkpoint: str | Path, target: Path) -> Path:
     """Export a checkpoint's network to ONNX for torch-free serving."""
     from moderation.ml import checkpoints
+    from moderation.ml.network import ServingNet
     from moderation.ml.serving import export
 
     net, meta = checkpoints.load(checkpoint)
+    options = checkpoints.serving_options(meta)
     pre = Preprocessing.from_dict(meta["preprocessing"])
-    description = {"kind": "harmful_logit", "preprocessing": pre.as_dict(), "category": meta["category"]}
-    return export(net, size=pre.size, target=target, description=description)
+    # The output is the calibrated (and, with the flip, mirror-averaged) logit; the description
+    # records what is built in, for people and for FineTunedClassifier.temperature / .flip.
+    description = {"kind": "harmful_logit", "preprocessing": pre.as_dict(), "category": meta["category"], **options}
+    return export(ServingNet(net, **options), size=pre.size, target=target, description=description)

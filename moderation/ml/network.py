@@ -83,3 +83,23 @@ class HarmfulNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_cached(self.frozen_features(images))
+
+
+class ServingNet(nn.Module):
+    """What serving runs (torch and the ONNX export alike): the network's logit, averaged with the
+    logit of the horizontally mirrored image when ``flip`` is on (test-time augmentation), divided
+    by the calibration ``temperature``, so ``sigmoid(output)`` is the calibrated P(harmful)."""
+
+    def __init__(self, net: HarmfulNet, *, temperature: float = 1.0, flip: bool = False) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, not {temperature}")
+        self.net = net
+        self.temperature = float(temperature)
+        self.flip = bool(flip)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.net(images)
+        if self.flip:
+            logits = (logits + self.net(images.flip(-1))) / 2
+        return logits / self.temperature

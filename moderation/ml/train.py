@@ -30,9 +30,15 @@ from torch import nn
 
 from moderation.ml import checkpoints
 from moderation.ml.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsUnavailable, backbone_spec
+from moderation.ml.calibration import fit_temperature
 from moderation.ml.datasets import CLASSES, DatasetError, Sample, class_counts, load_split
 from moderation.ml.features import cached_frozen_features
-from moderation.ml.metrics import SUGGEST_MIN_PER_CLASS, binary_metrics, threshold_suggestion
+from moderation.ml.metrics import (
+    SUGGEST_MIN_PER_CLASS,
+    binary_metrics,
+    expected_calibration_error,
+    threshold_suggestion,
+)
 from moderation.ml.network import HarmfulNet
 from moderation.ml.tiling import CHOICES as TILINGS
 from moderation.ml.tiling import Tiling
@@ -84,6 +90,8 @@ class TrainConfig:
     # How the model version is served (moderation/ml/tiling.py): "none", "2x2" or "3x3" tiles besides
     # the whole frame. Stored in the checkpoint's config; register_model takes it as the default.
     tiling: str = "none"
+    calibrate: bool = True  # fit a temperature on the early-stopped model's val logits (moderation.ml.calibration)
+    tta_flip: bool = False  # serve the mean logit of the image and its mirror (test-time flip)
     progress: bool = True
 
 
@@ -335,9 +343,18 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
         val_features = cached_frozen_features(
             net, val_samples, plain, key_parts={**key, "view": 0}, progress=bar, **common
         )
+        val_mirrored = None
+        if config.tta_flip:  # served with the flip: calibrate and suggest on the flip-averaged logits
+            mirrored = _mirrored(plain)
+            val_mirrored = cached_frozen_features(
+                net, val_samples, mirrored, key_parts={**key, "view": "mirrored"}, **common
+            )
     train_labels = torch.tensor([s.label for s in train_samples])
     val_labels = torch.tensor([s.label for s in val_samples])
 
+    # Computing features reseeds the global generator and reading them from the cache does not:
+    # reseed, so dropout draws the same numbers whether or not the features were cached.
+    seed_everything(config.seed)
     initial = {k: v.detach().clone() for k, v in net.state_dict().items()} if config.refit else None
     metrics_path = out / "metrics.csv"
     with (
@@ -358,9 +375,15 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
         best_epoch, epochs_run = fit_cached(
             net, config, views, train_labels, val_features, val_labels, device, on_epoch=on_epoch
         )
-    val_scores = torch.sigmoid(predict_cached(net, val_features, device)).numpy()
+    val_logits = predict_cached(net, val_features, device)
+    if val_mirrored is not None:
+        val_logits = (val_logits + predict_cached(net, val_mirrored, device)) / 2
+    calibration = _calibrate(config, val_logits.numpy(), val_labels.numpy())
+    temperature = calibration["temperature"]
+    val_scores = torch.sigmoid(val_logits / temperature).numpy()
     metrics = {
-        "val": binary_metrics(val_labels.numpy(), val_scores),
+        "val": {**binary_metrics(val_labels.numpy(), val_scores), "ece": calibration["val_ece_after"]},
+        "calibration": calibration,
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
         "train_counts": class_counts(train_samples),
@@ -380,12 +403,37 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
             refitting = {"early_stop": False, "on_epoch": lambda row: bar.update(1)}
             _run_epochs(net, config, merged, None, None, device, best_epoch, **refitting)
         metrics["refit_epochs"] = best_epoch
-    path = checkpoints.save(out / "model.pt", net, config=config, preprocessing=pre, metrics=metrics)
+        # The refit model has no held-out data left to fit a temperature on: it keeps the one fitted
+        # on val before the refit (docs/thresholds.md says how far that holds).
+        calibration["fitted_on"] = "val, early-stopped model (kept for the model refitted on train+val)"
+    path = checkpoints.save(
+        out / "model.pt", net, config=config, preprocessing=pre, metrics=metrics, temperature=temperature
+    )
     seconds = time.perf_counter() - started
     metrics["seconds"] = seconds
     summary = {"config": asdict(config), "metrics": metrics, "finished_at": datetime.now(UTC).isoformat()}
     (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
     return TrainResult(checkpoint=path, best_epoch=best_epoch, epochs_run=epochs_run, metrics=metrics, seconds=seconds)
+
+
+def _mirrored(plain):
+    from torchvision.transforms import v2
+
+    return v2.Compose([plain, v2.RandomHorizontalFlip(p=1.0)])
+
+
+def _calibrate(config: TrainConfig, logits: np.ndarray, labels: np.ndarray) -> dict:
+    """The temperature and what it does to the validation ECE (raw scale, then calibrated)."""
+    fit = fit_temperature(logits, labels) if config.calibrate else None
+    temperature = fit.temperature if fit else 1.0
+    before = expected_calibration_error(labels, 1 / (1 + np.exp(-logits)))
+    after = expected_calibration_error(labels, 1 / (1 + np.exp(-logits / temperature)))
+    return {
+        **(fit.as_dict() if fit else {"temperature": 1.0, "note": "not fitted: --no-calibrate; T = 1"}),
+        "fitted_on": "val, early-stopped model",
+        "val_ece_before": before,
+        "val_ece_after": after,
+    }
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -434,6 +482,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="after early stopping on val, retrain on train+val for that many epochs (default; --no-refit keeps "
         "the early-stopped model)",
     )
+    parser.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.calibrate,
+        help="fit a temperature on the early-stopped model's val logits so scores are calibrated probabilities "
+        "(default; --no-calibrate keeps T = 1)",
+    )
+    parser.add_argument(
+        "--tta-flip",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.tta_flip,
+        help="serve the mean logit of each image and its mirror (twice the network's cost per image)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
 
@@ -462,6 +523,13 @@ def result_summary(result: TrainResult) -> str:
         f"ROC AUC {val['roc_auc']:.4f}"
     )
     lines = [f"best epoch {result.best_epoch}/{result.epochs_run} on val: {figures}"]
+    calibration = result.metrics.get("calibration")
+    if calibration:
+        lines.append(
+            f"calibration: temperature {calibration['temperature']:.4f} fitted on {calibration['fitted_on']}; "
+            f"val ECE {calibration['val_ece_before']:.4f} before, {calibration['val_ece_after']:.4f} after"
+            + (f" ({calibration['note']})" if calibration.get("note") else "")
+        )
     if "refit_epochs" in result.metrics:
         lines.append(
             f"model.pt was then refitted on train+val for {result.metrics['refit_epochs']} epochs: the val figures "
@@ -469,7 +537,8 @@ def result_summary(result: TrainResult) -> str:
             "refit's training data now); evaluate model.pt on a test split"
         )
     if result.metrics["suggested_thresholds"]:
-        lines.append(f"suggested thresholds (from those val scores): {result.metrics['suggested_thresholds']}")
+        suggested = result.metrics["suggested_thresholds"]
+        lines.append(f"suggested thresholds (from those val scores, calibrated): {suggested}")
     lines.extend(result.metrics.get("threshold_notes", []))
     lines.append(f"{result.seconds:.0f} s; wrote {result.checkpoint}")
     return "\n".join(lines)

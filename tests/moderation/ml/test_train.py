@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,3 +133,86 @@ def test_refit_retrains_on_train_and_val_for_the_early_stopped_epoch_count(tiny_
     samples = load_split(tiny_dataset, "val")
     scores = classifier.harmful_scores([open_rgb(s.path, min_side=classifier.min_decode_side) for s in samples])
     assert all((score >= 0.5) == bool(s.label) for score, s in zip(scores, samples, strict=True))
+
+
+def test_the_tiny_run_keeps_t_at_one_and_says_why(tiny_checkpoint):
+    meta = checkpoints.read(tiny_checkpoint)
+    calibration = meta["metrics"]["calibration"]
+    assert meta["temperature"] == calibration["temperature"] == 1.0
+    assert "10 validation images (< 20)" in calibration["note"]
+    assert meta["flip"] is False  # the test-time flip is off unless asked for
+
+
+@pytest.fixture(scope="module")
+def overlapping_run(tmp_path_factory):
+    """A tiny run whose 24 val images include mislabelled ones, so its val logits overlap and a
+    temperature can be fitted. No refit: model.pt is the early-stopped model."""
+    from tests.images import labelled_folder
+
+    root = tmp_path_factory.mktemp("overlap")
+    labelled_folder(root / "data", train=10, val=12, seed=3)
+    for index in (0, 1, 2):  # three of each class filed under the other
+        (root / "data/val/harmful" / f"harmful_{index:03d}.jpg").rename(root / f"data/val/safe/moved_{index}.jpg")
+        (root / "data/val/safe" / f"safe_{index:03d}.jpg").rename(root / f"data/val/harmful/moved_{index}.jpg")
+    cache = str(root / "cache")
+    return root / "data", train(tiny_train_config(root / "data", root / "run", cache_dir=cache)), cache
+
+
+def test_training_fits_a_temperature_on_val_and_serves_with_it(overlapping_run):
+    from moderation.ml.calibration import calibrated
+    from moderation.ml.metrics import suggest_thresholds
+    from moderation.ml.train import result_summary
+
+    data, result, _ = overlapping_run
+    calibration = result.metrics["calibration"]
+    meta = checkpoints.read(result.checkpoint)
+    temperature = calibration["temperature"]
+    assert meta["temperature"] == temperature != 1.0
+    assert calibration["note"] == ""
+    assert calibration["val_nll_after"] < calibration["val_nll_before"]
+    assert calibration["val_ece_after"] < calibration["val_ece_before"]
+    assert result.metrics["val"]["ece"] == calibration["val_ece_after"]
+    summary = result_summary(result)
+    assert f"temperature {temperature:.4f}" in summary and "val ECE" in summary
+
+    # Served: the checkpoint's scores are sigmoid(logit / T), and the suggested thresholds are
+    # read off those calibrated val scores.
+    served = FineTunedClassifier(result.checkpoint, nudity=False)
+    raw = FineTunedClassifier(result.checkpoint, nudity=False, temperature=1.0)
+    samples = load_split(data, "val")
+    images = [open_rgb(s.path, min_side=served.min_decode_side) for s in samples]
+    scores, raw_scores = served.harmful_scores(images), raw.harmful_scores(images)
+    logits = [float(np.log(p / (1 - p))) for p in raw_scores]
+    assert scores == pytest.approx(calibrated(logits, temperature).tolist(), abs=1e-5)
+    labels = [s.label for s in samples]
+    suggested = result.metrics["suggested_thresholds"]["weapon"]
+    assert suggested == pytest.approx(suggest_thresholds(labels, scores), abs=1e-4)
+    assert suggested != pytest.approx(suggest_thresholds(labels, raw_scores), abs=1e-4)
+
+
+def test_the_refitted_model_keeps_the_temperature_fitted_before_the_refit(overlapping_run, tmp_path):
+    data, early, cache = overlapping_run
+    refitted = train(tiny_train_config(data, tmp_path / "refit", cache_dir=cache, refit=True))
+    assert refitted.metrics["calibration"]["temperature"] == early.metrics["calibration"]["temperature"]
+    assert checkpoints.read(refitted.checkpoint)["temperature"] == early.metrics["calibration"]["temperature"]
+    assert "refitted on train+val" in refitted.metrics["calibration"]["fitted_on"]
+    assert refitted.metrics["suggested_thresholds"] == early.metrics["suggested_thresholds"]
+
+
+def test_no_calibrate_keeps_t_at_one(overlapping_run, tmp_path):
+    data, _, cache = overlapping_run
+    result = train(tiny_train_config(data, tmp_path / "raw", cache_dir=cache, calibrate=False, epochs=1))
+    assert result.metrics["calibration"]["temperature"] == 1.0
+    assert checkpoints.read(result.checkpoint)["temperature"] == 1.0
+    assert "--no-calibrate" in result.metrics["calibration"]["note"]
+
+
+def test_a_flip_run_calibrates_on_mirror_averaged_val_logits_and_serves_the_flip(overlapping_run, tmp_path):
+    data, early, cache = overlapping_run
+    flipped = train(tiny_train_config(data, tmp_path / "flip", cache_dir=cache, tta_flip=True))
+    meta = checkpoints.read(flipped.checkpoint)
+    assert meta["flip"] is True and meta["config"]["tta_flip"] is True
+    # The same early-stopped network, its val logits averaged with the mirrors': another fit.
+    assert flipped.best_epoch == early.best_epoch
+    assert flipped.metrics["calibration"]["temperature"] != early.metrics["calibration"]["temperature"]
+    assert FineTunedClassifier(flipped.checkpoint, nudity=False).flip is True
