@@ -76,6 +76,38 @@ def test_evaluate_prints_the_papers_table_and_writes_a_roc_curve(tiny_checkpoint
     figures = json.loads((tmp_path / "eval.json").read_text())
     assert figures["confusion"] == [[5, 0], [0, 5]]
     assert figures["report"]["harmful"]["support"] == 5
+    # Calibration: the tiny run is too small to fit a temperature, and says it serves without one.
+    assert "served with calibration temperature 1 (uncalibrated), test-time flip off" in out
+    assert f"ECE {figures['ece']:.4f} (expected calibration error, 15 equal-width bins" in out
+    assert figures["serving"] == {"temperature": 1.0, "flip": False}
+    assert figures["ms_per_image"] > 0
+
+
+@pytest.mark.slow
+def test_evaluate_serves_a_checkpoint_with_another_temperature_or_the_flip(tiny_checkpoint, tiny_dataset, tmp_path):
+    import json
+
+    def evaluate(name, **overrides):
+        path = tmp_path / f"{name}.json"
+        call_command(
+            "evaluate",
+            data=str(tiny_dataset),
+            checkpoint=str(tiny_checkpoint),
+            category="weapon",
+            json_path=str(path),
+            verbosity=0,
+            **overrides,
+        )
+        return json.loads(path.read_text())
+
+    plain, hot, flipped = evaluate("plain"), evaluate("hot", temperature=4.0), evaluate("flip", flip=True)
+    assert hot["serving"] == {"temperature": 4.0, "flip": False}
+    assert flipped["serving"] == {"temperature": 1.0, "flip": True}
+    assert hot["roc_auc"] == plain["roc_auc"] and hot["ece"] != plain["ece"]  # the ranking is the same
+    with pytest.raises(CommandError, match="apply to a --checkpoint only"):
+        call_command("evaluate", data=str(tiny_dataset), temperature=2.0, verbosity=0)
+    with pytest.raises(CommandError, match="must be positive"):
+        call_command("evaluate", data=str(tiny_dataset), checkpoint=str(tiny_checkpoint), temperature=0.0)
 
 
 @pytest.mark.slow

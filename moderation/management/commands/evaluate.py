@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from moderation.management.commands._model_choice import add_model_arguments, load_classifier
+from moderation.management.commands._model_choice import (
+    add_model_arguments,
+    add_serving_overrides,
+    load_classifier,
+)
 from moderation.ml.datasets import DatasetError, load_evaluation_split, load_split
 from moderation.ml.inference import harmful_score, score_files
 from moderation.ml.metrics import Evaluation
@@ -28,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--split", help="split to evaluate (default: test, else val, else the folder itself)")
         parser.add_argument("--splits", help="CSV with file,split columns (default: DATA/SPLITS.csv when present)")
         add_model_arguments(parser)
+        add_serving_overrides(parser)
         parser.add_argument("--category", help="score by this category only (default: the maximum, as routing does)")
         parser.add_argument("--threshold", type=float, default=0.5, help="harmful when score >= threshold")
         parser.add_argument("--roc", help="ROC curve PNG path (default: $VIGIL_VAR_DIR/evaluations/roc-<model>.png)")
@@ -43,9 +49,15 @@ class Command(BaseCommand):
                 split, samples = load_evaluation_split(options["data"], splits_file=options["splits"])
         except DatasetError as exc:
             raise CommandError(str(exc)) from None
-        name, classifier = load_classifier(model=options["model"], checkpoint=options["checkpoint"])
+        name, classifier = load_classifier(
+            model=options["model"],
+            checkpoint=options["checkpoint"],
+            temperature=options["temperature"],
+            flip=options["flip"],
+        )
         from tqdm import tqdm
 
+        started = time.perf_counter()
         with tqdm(
             total=len(samples), desc="scoring", unit="img", file=sys.stderr, disable=options["verbosity"] < 1
         ) as bar:
@@ -56,6 +68,7 @@ class Command(BaseCommand):
                 progress=bar,
                 max_frames=settings.VIGIL_MAX_SCORED_FRAMES,
             )
+        ms_per_image = (time.perf_counter() - started) * 1000 / max(len(samples), 1)
         labels, scores = [], []
         for sample, result in zip(samples, results, strict=True):
             if result.scores is None:
@@ -71,6 +84,16 @@ class Command(BaseCommand):
         evaluation = Evaluation(labels=np.array(labels), scores=np.array(scores), threshold=options["threshold"])
         where = f"{options['data']} ({f'the {split} split' if split else 'no split: every image in the folder'})"
         self.stdout.write(f"model {name} on {where}: {len(labels)} images\n")
+        serving = _serving_options(classifier)
+        if serving:
+            self.stdout.write(
+                f"served with calibration temperature {serving['temperature']:g}"
+                f" ({'uncalibrated' if serving['temperature'] == 1 else 'scores are calibrated probabilities'}), "
+                f"test-time flip {'on' if serving['flip'] else 'off'}\n"
+            )
+        self.stdout.write(
+            f"{ms_per_image:.1f} ms per image (decode and every model included, batches of {options['batch_size']})\n"
+        )
         self.stdout.write(evaluation.format())
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)
         default = Path(settings.VAR_DIR) / "evaluations" / f"roc-{stem}.png"
@@ -84,6 +107,15 @@ class Command(BaseCommand):
                 "data": str(options["data"]),
                 "split": split,
                 **evaluation.summary(),
+                **({"serving": serving} if serving else {}),
+                "ms_per_image": round(ms_per_image, 2),
                 "report": evaluation.report(),
             }
             Path(options["json_path"]).write_text(json.dumps(figures, indent=2))
+
+
+def _serving_options(classifier) -> dict | None:
+    """A fine-tuned model's calibration temperature and test-time flip (None for other models)."""
+    if not hasattr(classifier, "temperature"):
+        return None
+    return {"temperature": classifier.temperature, "flip": classifier.flip}
