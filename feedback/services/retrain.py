@@ -147,6 +147,12 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
         record.log(f"trained in {result.seconds:.0f} s, best epoch {result.best_epoch}")
         for note in result.metrics.get("threshold_notes", []):
             record.log(note)
+        calibration = result.metrics["calibration"]
+        record.log(
+            f"calibration temperature {calibration['temperature']:.4f}: val ECE {calibration['val_ece_before']:.4f} "
+            f"uncalibrated, {calibration['val_ece_after']:.4f} calibrated"
+            + (f" ({calibration['note']})" if calibration["note"] else "")
+        )
 
         record.progress("register", 0.77)
         active = model_version_ensure_active()

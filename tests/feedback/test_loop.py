@@ -69,6 +69,8 @@ def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator,
     run = TrainingRun.objects.filter(status="succeeded").get()
     assert (run.labels, run.new_labels, run.progress, run.forced) == (30, 30, 1.0, True)
     assert "exported 30 labelled images" in run.log and "trained in" in run.log
+    # 8 held-out images: too few to fit a temperature, and the run says so.
+    assert "calibration temperature 1.0000" in run.log and "validation images (< 20)" in run.log
     candidate = run.candidate
     assert candidate.status == "candidate" and candidate.architecture == "harmfulnet"
     heldout = candidate.metrics["heldout"]
@@ -76,6 +78,8 @@ def test_the_feedback_loop_end_to_end(retrain_settings, tiny_dataset, moderator,
     assert heldout["candidate"]["images"] == heldout["active"]["images"] == 2 * n  # same held-out images
     assert heldout["active_name"] == BASELINE_NAME
     assert heldout["candidate"]["roc_auc"] > 0.9  # rockets and motorbikes vs cats and coffee
+    assert 0 <= heldout["candidate"]["ece"] <= 1 and 0 <= heldout["active"]["ece"] <= 1
+    assert candidate.metrics["calibration"]["temperature"] == 1.0
     verdict = heldout["verdict"]
     assert (verdict["promote"], verdict["rule"]) == (False, "sample_size")
     assert verdict["reasons"][0] == f"held-out set too small ({n} harmful, {n} safe; need 50 harmful and 50 safe)"

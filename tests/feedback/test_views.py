@@ -137,3 +137,26 @@ def test_the_training_page_says_whether_runs_rehearse_a_base_dataset(client, adm
     assert f"also trains on the base dataset <code>{tmp_path / 'base'}</code>" in page
     assert "No base dataset configured" not in page
     assert "auto-approves at most 0 harmful image(s) that the active model kept for a human" in page
+
+
+def test_the_models_page_shows_each_versions_calibration(client, admin_user):
+    from moderation.services.model_versions import model_version_ensure_active
+
+    baseline = model_version_ensure_active()
+    calibration = {
+        "temperature": 1.3398,
+        "val_ece_before": 0.0812,
+        "val_ece_after": 0.0213,
+        "fitted_on": "val, early-stopped model",
+        "note": "",
+    }
+    for name, metrics in (("calibrated", {"calibration": calibration}), ("older", {})):
+        ModelVersion.objects.create(
+            name=name, architecture="harmfulnet", weights="w", weights_sha256=name[0] * 64, metrics=metrics
+        )
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:models")).content.decode()
+    rows = {name: page.split(f"<td>{name}<br>")[1].split("</tr>")[0] for name in ("calibrated", "older", baseline.name)}
+    assert "T 1.340 · val ECE 0.021" in rows["calibrated"] and "(0.081 uncalibrated)" in rows["calibrated"]
+    assert "not calibrated (trained before calibration: T = 1)" in rows["older"]
+    assert "ECE" not in rows[baseline.name] and "not calibrated" not in rows[baseline.name]
