@@ -36,6 +36,11 @@ def _uncalibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
     return 1 / (1 + np.exp(-np.log(p / (1 - p)) * temperature))
 
 
+def _nll(labels: np.ndarray, scores: np.ndarray) -> float:
+    p = np.clip(scores, 1e-15, 1 - 1e-15)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
 def measure(classifier, samples) -> dict:
     labels = np.asarray([s.label for s in samples])
     paths = [s.path for s in samples]
@@ -49,6 +54,8 @@ def measure(classifier, samples) -> dict:
         "recall_at_precision_0.95": comparison_metrics(labels, scores, precision=0.95)["harmful_recall"],
         "ece_uncalibrated": expected_calibration_error(labels, raw),
         "ece_calibrated": expected_calibration_error(labels, scores),
+        "nll_uncalibrated": _nll(labels, raw),
+        "nll_calibrated": _nll(labels, scores),
         "accuracy_uncalibrated": binary_metrics(labels, raw)["accuracy"],
         "roc_auc_uncalibrated": binary_metrics(labels, raw)["roc_auc"],
         "ms_per_image_batched": batch_ms,
@@ -104,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"flip {'on ' if flip else 'off'}: acc {figures['accuracy']:.4f} AUC {figures['roc_auc']:.4f} "
             f"R@P.95 {figures['recall_at_precision_0.95']:.4f} | ECE T=1 {figures['ece_uncalibrated']:.4f}, "
-            f"calibrated {figures['ece_calibrated']:.4f} | acc/AUC T=1 {figures['accuracy_uncalibrated']:.4f}/"
+            f"calibrated {figures['ece_calibrated']:.4f} | NLL T=1 {figures['nll_uncalibrated']:.4f}, "
+            f"calibrated {figures['nll_calibrated']:.4f} | acc/AUC T=1 {figures['accuracy_uncalibrated']:.4f}/"
             f"{figures['roc_auc_uncalibrated']:.4f} | {figures['ms_per_image_batched']:.1f} ms/image in batches of 32"
         )
     latency = single_image_latency(classifiers, [s.path for s in samples[: args.latency_images]])
