@@ -43,6 +43,7 @@ from moderation.models import (
     ThresholdPolicy,
     policy_categories_without_human_band,
 )
+from moderation.services.categories import category_keys
 from moderation.services.model_versions import model_version_ensure_active
 from moderation.services.policies import policy_create, policy_current, policy_draft_resolve, policy_drafts_open
 from reviews.selectors.queue import rounds_open
@@ -95,9 +96,10 @@ def thresholds(request: HttpRequest) -> HttpResponse:
     selection = _selection(request)
     policy = policy_current()
     min_labels = settings.VIGIL_THRESHOLD_MIN_LABELS
-    traffic = traffic_from_cells(
-        selection.summary.cells, days=selection.window.days, categories=sorted(policy.thresholds)
-    )
+    # Every category of the policy and every active team category: one an admin just added shows
+    # at 0 / 1 (all of it to humans) until someone sets its thresholds.
+    shown = sorted(set(policy.thresholds) | set(category_keys()))
+    traffic = traffic_from_cells(selection.summary.cells, days=selection.window.days, categories=shown)
     draft = _draft_requested(request)
     loaded = thresholds_for(draft.thresholds if draft else policy.thresholds, traffic.categories)
     targets = TargetsForm(request.GET if "suggest" in request.GET else None)
@@ -116,6 +118,7 @@ def thresholds(request: HttpRequest) -> HttpResponse:
         request.POST or None,
         categories=traffic.categories,
         loaded=loaded,
+        optional=frozenset(traffic.categories) - set(policy.thresholds),
         initial={"draft": draft.pk if draft else None},
     )
     posted = policy_form.thresholds() if request.method == "POST" and policy_form.is_valid() else None

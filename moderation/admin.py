@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from moderation.models import (
+    Category,
     Change,
     KnownImage,
     ModelEvent,
@@ -122,3 +123,21 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
 @admin.register(StorageSweep)
 class StorageSweepAdmin(ReadOnlyAdmin):
     list_display = ("started_at", "dry_run", "scanned", "orphans", "deleted", "deleted_bytes", "errors", "note")
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    """Admins add a harmful category here: it appears on the review pages (keys 1–9 by position)
+    and the threshold page at once (cold start: everything in it goes to humans until thresholds
+    are set), and retraining learns it once ``learn_from_labels`` harmful labels name it. The key
+    is fixed once saved (decisions and policies store it); turn ``active`` off instead of deleting."""
+
+    list_display = ("key", "name", "position", "learn_from_labels", "active")
+    list_editable = ("name", "position", "learn_from_labels", "active")
+    ordering = ("position", "id")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("key", "created_at") if obj is not None else ("created_at",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

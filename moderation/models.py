@@ -186,6 +186,31 @@ class Score(models.Model):
         super().save(*args, **kwargs)
 
 
+class Category(models.Model):
+    """A harmful category the team defines: moderators tag rejects with it (keys 1–9 follow
+    ``position``), policies route on it, and retraining learns an output for it once
+    ``learn_from_labels`` standing harmful decisions name it. Seeded from
+    ``VIGIL_REVIEW_CATEGORIES``; admins add more in the admin. A category is never deleted once
+    decisions name it: turn ``active`` off instead (it leaves the review pages and retraining;
+    old decisions keep their key)."""
+
+    key = models.SlugField(max_length=50, unique=True, help_text="Stored on decisions and policies; never rename it.")
+    name = models.CharField(max_length=100)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order on the review page (keys 1–9).")
+    learn_from_labels = models.PositiveIntegerField(
+        default=100, help_text="Retraining learns a score for this category once this many harmful labels name it."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ThresholdPolicy(models.Model):
     """A version of the routing thresholds. The newest row is in force; rows are never edited.
 

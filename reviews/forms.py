@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 
+from moderation.services.categories import categories_active
 from reviews.models import Decision, ModeratorPreferences, ReviewRound
 from reviews.selectors.decisions import ALL, STANDING, UNDONE, DecisionFilters
 from reviews.selectors.queue import ORDERING_LABELS, Ordering, QueueFilters
 
 
 def category_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ").capitalize()) for name in settings.VIGIL_REVIEW_CATEGORIES]
+    """The active harmful categories (moderation's Category rows), in review order."""
+    return [(c.key, c.name) for c in categories_active()]
 
 
 class DecisionForm(forms.Form):

@@ -39,6 +39,7 @@ from reviews.services.decisions import (
     UNDO_DEPTH,
     DecisionConflict,
     RevealRequired,
+    category_default,
     decision_create,
     decision_undo,
     decisions_create_many,
@@ -115,7 +116,6 @@ def _last_decision(request: HttpRequest):
 def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: DecisionForm, *, status: int = 200):
     upload = round_.upload
     prefs = preferences_for(request.user)
-    top = round_.category if round_.category in dict(category_choices()) else ""
     return render(
         request,
         "reviews/round.html",
@@ -125,8 +125,8 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "form": form,
             "query": query,
             "prefs": prefs,
-            "categories": category_choices()[:5],
-            "default_category": top or settings.VIGIL_REVIEW_CATEGORIES[-1],
+            "categories": category_choices()[:9],
+            "default_category": category_default(round_),
             "similar": similar_decisions(upload=upload),
             "near_bits": settings.VIGIL_KNOWN_IMAGE_DISTANCE,
             "frames": scored_frames(upload),
@@ -260,7 +260,7 @@ def grid(request: HttpRequest) -> HttpResponse:
             "filter_form": form,
             "query": query,
             "prefs": prefs,
-            "categories": category_choices()[:5],
+            "categories": category_choices()[:9],
             "last_decision": _last_decision(request),
             "then": "grid",
         },

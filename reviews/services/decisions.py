@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from moderation.models import Upload
+from moderation.services.categories import category_keys
 from moderation.services.known_images import known_image_forget, known_image_record
 from moderation.services.outcomes import outcome_announce
 from reviews.models import Decision, QueueSettings, ReviewRound
@@ -150,9 +150,11 @@ class BulkResult:
 
 def category_default(round_: ReviewRound) -> str:
     """The reject category when none was chosen: the model's top category when it is one of the
-    review categories, else the last of them ("other")."""
-    names = settings.VIGIL_REVIEW_CATEGORIES
-    return round_.category if round_.category in names else names[-1]
+    active categories, else "other" while it is active, else the last of them."""
+    names = category_keys()
+    if round_.category in names:
+        return round_.category
+    return "other" if "other" in names else names[-1]
 
 
 def decisions_create_many(

@@ -1,5 +1,5 @@
 // Grid mode: arrows move between tiles, space (or the tile's box) selects, * selects all, a/x
-// decide the selection, 0-5 choose the reject category (0: each image's top category), a click
+// decide the selection, 0-9 choose the reject category (0: each image's top category), a click
 // or r reveals a tile (shift+r all tiles), backspace undoes the last decision. A revealed tile
 // is reported with the decision.
 (function () {
@@ -72,7 +72,7 @@
       tiles.forEach(function (t) { reveal(t, any); });
       return true;
     }
-    if (/^[0-5]$/.test(key)) {
+    if (/^[0-9]$/.test(key)) {
       var radio = form.querySelectorAll("input[name=category]")[Number(key)];
       if (radio) radio.checked = true;
       return true;

@@ -1,4 +1,4 @@
-// One-at-a-time review, keyboard first: a approve, x reject, 1-5 category, space skip,
+// One-at-a-time review, keyboard first: a approve, x reject, 1-9 category, space skip,
 // backspace undo, r reveal, ? shortcuts. Each decision submits once; time on the item is sent,
 // and whether the image was unblurred. Approving an automatic reject (an audit) waits for a
 // reveal or the "approve without looking" box.
@@ -55,7 +55,7 @@
       case " ": submitOnce(skip); return true;
       case "Backspace": submitOnce(undo); return true;
       default:
-        if (/^[1-5]$/.test(event.key)) { chooseCategory(Number(event.key) - 1); return true; }
+        if (/^[1-9]$/.test(event.key)) { chooseCategory(Number(event.key) - 1); return true; }
     }
   });
 })();

@@ -97,7 +97,9 @@ def test_suggest_proposes_a_number_once_a_category_has_enough_labels(client, adm
     response = client.get(reverse("metrics:thresholds"), SUGGEST)
     body = response.content.decode()
     suggestion = response.context["suggestion"]
-    assert suggestion.moved == ["nudity"] and list(suggestion.held) == ["weapon"]
+    assert suggestion.moved == ["nudity"]
+    # Weapon has too few labels; the seeded team categories nothing scores have none.
+    assert sorted(suggestion.held) == ["hate", "other", "violence", "weapon"]
     assert "Suggested thresholds loaded for nudity" in body
     a, r = suggestion.positions["nudity"]
     assert number_input(body, "approve_below__nudity") == repr(EDGES[a])  # Suggest loads edges

@@ -62,7 +62,8 @@ def test_saving_a_policy_records_who_and_why(client, admin_user):
     client.force_login(admin_user)
     page = client.get(reverse("metrics:thresholds"))
     assert page.status_code == 200
-    assert [row["name"] for row in page.context["rows"]] == sorted(before.thresholds)
+    # The policy's categories and the team's (seeded: hate, other, violence at the cold start 0 / 1).
+    assert [row["name"] for row in page.context["rows"]] == ["hate", "nudity", "other", "violence", "weapon"]
     data = {"reason": "fewer weapon reviews", "approve_below__weapon": "0.01", "reject_from__weapon": "0.5"}
     data |= {"approve_below__nudity": "0.2", "reject_from__nudity": "0.8"}
     response = client.post(reverse("metrics:thresholds"), data)
@@ -71,6 +72,7 @@ def test_saving_a_policy_records_who_and_why(client, admin_user):
     assert policy.version == before.version + 1
     assert (policy.created_by, policy.reason) == (admin_user, "fewer weapon reviews")
     assert policy.thresholds["weapon"] == {"approve_below": 0.01, "reject_from": 0.5}
+    assert sorted(policy.thresholds) == sorted(before.thresholds)  # the untouched cold-start rows stay out
     history = client.get(reverse("metrics:thresholds")).content.decode()
     assert "fewer weapon reviews" in history and f"v{policy.version}" in history
 
