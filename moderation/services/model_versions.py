@@ -104,7 +104,7 @@ def model_version_register(
     (``train --tiling``), else :data:`DEFAULT_TILING`.
     """
     from moderation.ml import checkpoints
-    from moderation.ml.finetuned import NUDITY
+    from moderation.ml.finetuned import NUDITY, learned_nudity_wins
 
     source = Path(checkpoint)
     try:
@@ -120,7 +120,12 @@ def model_version_register(
     if ModelVersion.objects.filter(name=name).exists():
         raise RegistryError(f"a model version named {name!r} already exists")
     stored = _copy_into_registry(source, sha256)
-    categories = [meta["category"]] + ([NUDITY] if nudity and meta["category"] != NUDITY else [])
+    # What the classifier will score (FineTunedClassifier): the learned outputs, less a
+    # multi-label nudity output that lost to open_nsfw, plus open_nsfw's nudity.
+    outputs = list(meta.get("categories") or [meta["category"]])
+    if len(outputs) > 1 and not learned_nudity_wins(meta):
+        outputs = [name for name in outputs if name != NUDITY]
+    categories = outputs + ([NUDITY] if nudity and NUDITY not in outputs else [])
     version = ModelVersion.objects.create(
         name=name,
         architecture=checkpoints.ARCHITECTURE,
@@ -133,6 +138,7 @@ def model_version_register(
             "backbone": meta["backbone"],
             "unfreeze": meta["unfreeze"],
             "category": meta["category"],
+            "categories": list(meta.get("categories") or [meta["category"]]),
             "nudity": nudity,
             "train": meta["config"],
         },

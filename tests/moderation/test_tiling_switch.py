@@ -122,13 +122,13 @@ def wide_frame() -> bytes:
 @pytest.mark.slow
 def test_the_worker_scores_with_the_versions_tiling_from_its_next_task(tiny_checkpoint, uploader, monkeypatch):
     views: list[int] = []
-    network = FineTunedClassifier._network_scores
+    network = FineTunedClassifier._network_outputs
 
     def counting(self, images):
         views.append(len(images))
         return network(self, images)
 
-    monkeypatch.setattr(FineTunedClassifier, "_network_scores", counting)
+    monkeypatch.setattr(FineTunedClassifier, "_network_outputs", counting)
     version = model_version_register(checkpoint=tiny_checkpoint, name="tiny-v1", tiling="2x2")
     model_version_activate(model_version=version)
 
