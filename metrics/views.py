@@ -22,7 +22,7 @@ from metrics.forms import PolicyForm, TargetsForm, ViewForm
 from metrics.models import LatencyBin
 from metrics.prometheus import exposition
 from metrics.selectors.operations import latency_percentiles, queue_depth_series, throughput
-from metrics.selectors.traffic import model_vs_humans, totals, traffic_cells
+from metrics.selectors.traffic import category_curves, model_vs_humans, totals, traffic_cells
 from metrics.selectors.windows import Window, window_named
 from metrics.services.projection import (
     Positions,
@@ -147,6 +147,10 @@ def thresholds(request: HttpRequest) -> HttpResponse:
         "loaded_without_band": policy_categories_without_human_band(posted or loaded),
         "vs_humans": vs_humans,
         "charts": _curves(vs_humans, projection),
+        "category_charts": [
+            (curve, curve_chart(f"ROC: {curve.name}", *curve.roc, x_label="false positive rate", y_label="recall"))
+            for curve in category_curves(selection.summary.cells, traffic.categories)
+        ],
     }
     return render(request, "metrics/thresholds.html", context, status=400 if policy_form.errors else 200)
 

@@ -144,3 +144,41 @@ def model_vs_humans(cells: list[Cell], *, threshold: float = 0.5) -> ModelVsHuma
         result.roc = (fpr.tolist(), tpr.tolist())
         result.pr = (recall.tolist(), precision.tolist())
     return result
+
+
+@dataclass
+class CategoryCurve:
+    """One category's score against the labels that speak to it: harmful labels naming the
+    category (positives) and safe labels (negatives), in the cells where the model scored it."""
+
+    name: str
+    harmful: int
+    safe: int
+    roc_auc: float | None = None
+    roc: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+
+
+def category_curves(cells: list[Cell], categories: list[str]) -> list[CategoryCurve]:
+    """A ROC per category (bin resolution, as :func:`model_vs_humans`); a category without both
+    kinds of labels gets its counts and no curve."""
+    from sklearn import metrics as skm
+
+    curves = []
+    for name in categories:
+        scores, labels, weights = [], [], []
+        for cell in cells:
+            if name not in cell.bins:
+                continue
+            for label, count in ((1, cell.harmful_by_category.get(name, 0)), (0, cell.counts["labelled_safe"])):
+                if count:
+                    scores.append(cell.bins[name])
+                    labels.append(label)
+                    weights.append(count)
+        harmful = int(sum(w for w, y in zip(weights, labels, strict=True) if y))
+        curve = CategoryCurve(name, harmful, int(sum(weights)) - harmful)
+        if curve.harmful and curve.safe:
+            curve.roc_auc = float(skm.roc_auc_score(labels, scores, sample_weight=weights))
+            fpr, tpr, _ = skm.roc_curve(labels, scores, sample_weight=weights)
+            curve.roc = (fpr.tolist(), tpr.tolist())
+        curves.append(curve)
+    return curves

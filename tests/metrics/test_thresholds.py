@@ -203,3 +203,21 @@ def test_a_draft_without_a_human_band_says_so_where_admins_read_it(client, admin
     page = client.get(reverse("metrics:thresholds")).content.decode()
     assert "weapon 0.812–0.812 <strong>(no human band)</strong>" in page
     assert "WARNING: no human band for weapon" in page
+
+
+@pytest.mark.django_db
+def test_each_category_has_its_own_roc_against_the_labels_naming_it(client, admin_user, moderator):
+    label_both(moderator, 0.95, 0.43, "harmful", "weapon", 4)
+    label_both(moderator, 0.01, 0.97, "harmful", "nudity", 3)
+    label_both(moderator, 0.01, 0.5, "safe", "", 5)
+    client.force_login(admin_user)
+    response = client.get(reverse("metrics:thresholds"))
+    curves = {curve.name: curve for curve, _ in response.context["category_charts"]}
+    assert (curves["weapon"].harmful, curves["weapon"].safe, curves["weapon"].roc_auc) == (4, 5, 1.0)
+    # Nudity scores 0.97 on its own harmful images and 0.5 on the safe ones: separated too.
+    assert (curves["nudity"].harmful, curves["nudity"].safe, curves["nudity"].roc_auc) == (3, 5, 1.0)
+    # A team category nothing scores yet has no labels and no curve, and says so.
+    assert (curves["violence"].harmful, curves["violence"].roc_auc) == (0, None)
+    body = response.content.decode()
+    assert '<figure data-category-chart="weapon">' in body and "AUC 1.000" in body
+    assert "violence: its score against harmful labels naming it (0) and safe labels (0); no curve" in body
