@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from feedback.models import TrainingRun
+from feedback.services.categories import BASE_CATEGORY, learn_plan
 from feedback.services.export import ExportFilters, export_imagefolder
 from feedback.services.heldout import DEPLOYMENT, guard_sets, guards_score, heldout_compare
 from feedback.services.promotion import promotion_verdict
@@ -116,9 +117,12 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
                 record.log(f"the {split} split needs both safe and harmful images, has {counts}; not training.")
                 return _finish(run, TrainingRun.Status.SKIPPED)
 
+        plan = learn_plan(data)
+        for line in plan.lines:
+            record.log(f"categories: {line}")
         base = base_data()
         combined = workdir / "combined"
-        sources = write_training_manifest(combined, deployment=data, base=base)
+        sources = write_training_manifest(combined, deployment=data, base=base, base_category=BASE_CATEGORY)
         if base is None:
             record.log(
                 "no base dataset (VIGIL_RETRAIN_BASE_DATA): training on this deployment's labels only; "
@@ -133,6 +137,8 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
         config = TrainConfig(
             data=str(combined),
             out=str(workdir / "model"),
+            category=plan.outputs[0],
+            categories=plan.outputs if plan.multilabel else None,
             backbone=settings.VIGIL_RETRAIN_BACKBONE,
             image_size=settings.VIGIL_RETRAIN_IMAGE_SIZE or None,
             unfreeze=unfreeze,
@@ -145,6 +151,8 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
         record.log(f"training {config.backbone} for up to {config.epochs} epochs")
         result = train(config, on_progress=lambda stage, f: record.progress(f"train: {stage}", 0.05 + 0.7 * f))
         record.log(f"trained in {result.seconds:.0f} s, best epoch {result.best_epoch}")
+        if "nudity_head" in result.metrics:
+            record.log(f"categories: nudity: {result.metrics['nudity_head']['why']}")
         for note in result.metrics.get("threshold_notes", []):
             record.log(note)
         calibration = result.metrics["calibration"]
@@ -180,6 +188,7 @@ def training_run_execute(*, run: TrainingRun, force: bool = False) -> TrainingRu
             "sets": [deployment.as_dict(), *(s.as_dict() for s in sets)],
             "training_data": sources,
             "recipe": {"name": recipe, "unfreeze": unfreeze, "why": why},
+            "categories": plan.as_dict(),
         }
         ModelVersion.objects.filter(pk=candidate.pk).update(metrics={**candidate.metrics, "heldout": metrics})
         candidate.refresh_from_db()

@@ -95,9 +95,13 @@ def base_data() -> BaseData | None:
     )
 
 
-def write_training_manifest(target: Path, *, deployment: Path, base: BaseData | None) -> dict[str, dict[str, int]]:
+def write_training_manifest(
+    target: Path, *, deployment: Path, base: BaseData | None, base_category: str = ""
+) -> dict[str, dict[str, int]]:
     """One manifest (absolute paths) listing the deployment's train/val export and the base
-    dataset's train/val images; returns the class counts per ``split/source``."""
+    dataset's train/val images; returns the class counts per ``split/source``. ``category``
+    carries each harmful image's category (the export's; a base image's own when its manifest
+    has one, else ``base_category``), which a multi-label head learns from."""
     rows: list[tuple[str, Sample, str]] = []
     for split in ("train", "val"):
         rows.extend((split, sample, "deployment") for sample in load_split(deployment, split))
@@ -108,9 +112,10 @@ def write_training_manifest(target: Path, *, deployment: Path, base: BaseData | 
     counts: dict[str, dict[str, int]] = {}
     with (target / "manifest.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "label", "split", "source"])
+        writer.writerow(["file", "label", "split", "source", "category"])
         for split, sample, source in rows:
-            writer.writerow([str(Path(sample.path).resolve()), CLASSES[sample.label], split, source])
+            category = (sample.category or (base_category if source == "base" else "")) if sample.label else ""
+            writer.writerow([str(Path(sample.path).resolve()), CLASSES[sample.label], split, source, category])
             bucket = counts.setdefault(f"{split}/{source}", dict.fromkeys(CLASSES, 0))
             bucket[CLASSES[sample.label]] += 1
     return counts
