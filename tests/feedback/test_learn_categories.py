@@ -4,6 +4,7 @@ import csv
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from feedback.models import TrainingRun
 from feedback.services.categories import learn_plan
@@ -73,7 +74,13 @@ def test_labels_only_in_val_do_not_make_a_category_learned(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_a_run_learns_each_category_with_enough_labels(retrain_settings, tiny_dataset, moderator):  # noqa: F811
+def test_a_run_learns_each_category_with_enough_labels(
+    retrain_settings,  # noqa: F811
+    tiny_dataset,
+    moderator,
+    admin_user,
+    client,
+):
     retrain_settings.VIGIL_RETRAIN_SUGGEST_MIN_PER_CLASS = 1
     Category.objects.filter(key__in=["weapon", "violence"]).update(learn_from_labels=3)
     for path in sorted(tiny_dataset.glob("*/*/*.jpg")):
@@ -101,3 +108,6 @@ def test_a_run_learns_each_category_with_enough_labels(retrain_settings, tiny_da
         held = f"{name}: no thresholds suggested" in "\n".join(metrics["threshold_notes"])
         assert held == (not enough)
     assert set(candidate.metrics["heldout"]["candidate"]) >= {"roc_auc", "images"}
+    client.force_login(admin_user)
+    fragment = client.get(reverse("feedback:training_run", args=[run.pk])).content.decode()
+    assert "<small data-learned>learns weapon, violence</small>" in fragment
