@@ -17,7 +17,7 @@ def seed_categories(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0010_leases_heartbeats_sweeps'),
+        ('moderation', '0011_model_version_tiling'),
     ]
 
     operations = [
