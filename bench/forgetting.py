@@ -134,33 +134,21 @@ def main(argv: list[str] | None = None) -> int:
         figures = {where: comparison_metrics(labels[where], scores[name][where])["roc_auc"] for where in labels}
         misses, verdict = {}, None
         if name != "previous":
+
+            def held(where: str, thresholds: dict | None, name: str = name) -> HeldOut:
+                return HeldOut(
+                    labels[where],
+                    scores[name][where],
+                    scores["previous"][where],
+                    _approved(scores[name][where], thresholds),
+                    _approved(scores["previous"][where], policy),
+                    policy_version=1,
+                )
+
             for policy_name, thresholds in (("in force", policy), ("own draft", suggestions[name])):
                 for where in labels:
-                    held = HeldOut(
-                        labels[where],
-                        scores[name][where],
-                        scores["previous"][where],
-                        _approved(scores[name][where], thresholds),
-                        _approved(scores["previous"][where], policy),
-                        policy_version=1,
-                    )
-                    misses[f"{policy_name}/{where}"] = held.new_misses
-            home_held = HeldOut(
-                labels["home"],
-                scores[name]["home"],
-                scores["previous"]["home"],
-                _approved(scores[name]["home"], policy),
-                _approved(scores["previous"]["home"], policy),
-                1,
-            )
-            guard_held = HeldOut(
-                labels["guard"],
-                scores[name]["guard"],
-                scores["previous"]["guard"],
-                _approved(scores[name]["guard"], policy),
-                _approved(scores["previous"]["guard"], policy),
-                1,
-            )
+                    misses[f"{policy_name}/{where}"] = held(where, thresholds).new_misses
+            home_held, guard_held = held("home", policy), held("guard", policy)
             verdict = promotion_verdict(
                 home_held, forced=False, rules=rules, guards=[GuardSet("realbench test, other sources", guard_held)]
             )

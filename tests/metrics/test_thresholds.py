@@ -139,21 +139,28 @@ def test_a_policy_with_no_human_band_needs_the_confirmation_and_is_shown_as_such
 
 
 @pytest.mark.django_db
-def test_a_models_draft_is_loaded_saved_exactly_and_marked_applied(client, admin_user):
-    from moderation.models import ModelVersion, PolicyDraft
+def candidate_suggesting(suggested: dict, *, name: str):
+    """A candidate version (the baseline's weights under another name) whose metrics suggest ``suggested``."""
+    from moderation.models import ModelVersion
     from moderation.services.model_versions import model_version_ensure_active
+
+    base = model_version_ensure_active()
+    return ModelVersion.objects.create(
+        name=name,
+        architecture=base.architecture,
+        weights=base.weights,
+        weights_sha256=name[0] * 64,
+        metrics={"suggested_thresholds": suggested},
+    )
+
+
+def test_a_models_draft_is_loaded_saved_exactly_and_marked_applied(client, admin_user):
+    from moderation.models import PolicyDraft
     from moderation.services.policies import policy_draft_propose
 
     mine = policy_create(thresholds=ROUND, reason="round numbers", created_by=admin_user)
-    base = model_version_ensure_active()
     suggested = {"weapon": {"approve_below": 0.012345, "reject_from": 0.97}}
-    candidate = ModelVersion.objects.create(
-        name="cand",
-        architecture=base.architecture,
-        weights=base.weights,
-        weights_sha256="c" * 64,
-        metrics={"suggested_thresholds": suggested},
-    )
+    candidate = candidate_suggesting(suggested, name="cand")
     draft = policy_draft_propose(model_version=candidate)
     assert draft.thresholds == {**ROUND, **suggested} and policy_current() == mine
     client.force_login(admin_user)
@@ -183,20 +190,10 @@ def test_a_models_draft_is_loaded_saved_exactly_and_marked_applied(client, admin
 
 @pytest.mark.django_db
 def test_a_draft_without_a_human_band_says_so_where_admins_read_it(client, admin_user):
-    from moderation.models import ModelVersion
-    from moderation.services.model_versions import model_version_ensure_active
     from moderation.services.policies import policy_draft_propose
 
     policy_create(thresholds=ROUND, reason="round numbers", created_by=admin_user)
-    base = model_version_ensure_active()
-    collapsed = {"weapon": {"approve_below": 0.812, "reject_from": 0.812}}
-    candidate = ModelVersion.objects.create(
-        name="narrow",
-        architecture=base.architecture,
-        weights=base.weights,
-        weights_sha256="d" * 64,
-        metrics={"suggested_thresholds": collapsed},
-    )
+    candidate = candidate_suggesting({"weapon": {"approve_below": 0.812, "reject_from": 0.812}}, name="narrow")
     draft = policy_draft_propose(model_version=candidate)
     assert "WARNING: no human band for weapon" in draft.reason
     client.force_login(admin_user)
