@@ -11,8 +11,8 @@ def test_a_page_looks_the_role_up_once(client, django_assert_num_queries):
     client.force_login(make_user(Role.MODERATOR))
     # session, user, role (once, not three times), the queue counts aggregate, the page's count,
     # the scoring-health banner's worker heartbeats and oldest pending upload, the last decision
-    # (the undo form); the empty queue fetches no rows
-    with django_assert_num_queries(8):
+    # (the undo form), the team's categories (the reject buttons); the empty queue fetches no rows
+    with django_assert_num_queries(9):
         assert client.get("/review/").status_code == 200
 
 
