@@ -16,8 +16,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moderation.ml.multilabel import NUDITY
 from moderation.services.categories import categories_active
+
+# As moderation.ml.multilabel.NUDITY; not imported from there, which loads torch (the web path imports this module).
+NUDITY = "nudity"
 
 DEFAULT_CATEGORY = "weapon"
 # A base dataset's harmful images without a category of their own (an ImageFolder) count as this
