@@ -34,7 +34,9 @@ def _score_heldout(model_version: ModelVersion, samples: list) -> list[tuple[int
     return [(s.label, r.scores) for s, r in zip(samples, results, strict=True)]
 
 
-def heldout_build(*, candidate: ModelVersion, active: ModelVersion, samples: list) -> tuple[dict, HeldOut]:
+def heldout_build(
+    *, candidate: ModelVersion, active: ModelVersion, samples: list, summarise: bool = True
+) -> tuple[dict, HeldOut]:
     """Score ``samples`` with both models; routing under the policy in force. An image either
     model could not score is left out for both, so they are judged on the same set."""
     from moderation.ml.inference import harmful_score
@@ -60,6 +62,8 @@ def heldout_build(*, candidate: ModelVersion, active: ModelVersion, samples: lis
         active_approved=approved["active"].astype(bool),
         policy_version=policy.version,
     )
+    if not summarise:  # a guard set: the verdict's own figures describe it
+        return {}, heldout
     summary = {name: comparison_metrics(labels.tolist(), scores[name].tolist()) for name in scores}
     return summary, heldout
 
@@ -97,7 +101,7 @@ def guards_score(*, candidate: ModelVersion, active: ModelVersion, sets: list[He
         except (DatasetError, OSError) as exc:
             guards.append(GuardSet(label, None, note=str(exc)))
             continue
-        _summary, heldout = heldout_build(candidate=candidate, active=active, samples=samples)
+        _none, heldout = heldout_build(candidate=candidate, active=active, samples=samples, summarise=False)
         if min(heldout.harmful, heldout.safe) == 0:
             note = f"it now holds {heldout.harmful} harmful and {heldout.safe} safe images the models could score"
             guards.append(GuardSet(label, None, note=note))
