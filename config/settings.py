@@ -324,6 +324,10 @@ VIGIL_WEBHOOK_BACKOFF_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_SECONDS", 30.0)
 VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("VIGIL_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
 VIGIL_WEBHOOK_ALLOW_HTTP = env_bool("VIGIL_WEBHOOK_ALLOW_HTTP", DEBUG)
 VIGIL_SCORE_MAX_ATTEMPTS = env_int("VIGIL_SCORE_MAX_ATTEMPTS", 3, minimum=1)
+# Micro-batching (moderation/services/scoring.py): a worker scoring a still image also takes up to
+# this many in all of the still images already waiting, first attempts only, and runs the model on
+# them in one call. Nothing waits for a batch to fill: a lone upload is scored at once. 1: off.
+VIGIL_SCORING_BATCH_SIZE = env_int("VIGIL_SCORING_BATCH_SIZE", 8, minimum=1)
 VIGIL_PENDING_SWEEP_AFTER_SECONDS = env_int("VIGIL_PENDING_SWEEP_AFTER_SECONDS", 300, minimum=10)
 # Work leases (moderation/services/leases.py): a worker scoring or fetching an upload renews its
 # lease every third of this; one silent for longer is presumed dead and the sweeper (every

@@ -55,10 +55,10 @@ def original_decode(upload: Upload, decode: Callable[[bytes], T]) -> T:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 
 
-def scoring_enqueue(upload_id: uuid.UUID) -> None:
+def scoring_enqueue(upload_id: uuid.UUID, *, countdown: float | None = None) -> None:
     from moderation.tasks import score_upload
 
-    score_upload.delay(str(upload_id))
+    score_upload.apply_async((str(upload_id),), countdown=countdown)
 
 
 def upload_create(

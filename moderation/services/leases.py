@@ -67,14 +67,57 @@ def upload_lease_claim(*, upload_id: uuid.UUID | str, status: str, owner: str, c
     return Upload.objects.filter(_claimable(status), pk=upload_id).update(**changes) == 1
 
 
+def uploads_lease_claim_batch(*, owner: str, limit: int, exclude: uuid.UUID | str) -> list[Upload]:
+    """Take the leases on up to ``limit`` more pending still images to score in one batch with
+    ``exclude`` (the upload the task is about), oldest first: the ones whose messages are next in
+    the queue. Only first attempts qualify (never scored, never interrupted, no lease): an upload
+    that was retried or whose worker died on it is scored alone, so a file that fails or kills the
+    worker takes only itself down the next time. Each one's ``score_attempts`` is counted; their
+    own task messages, when they come, find them leased or routed and do nothing. Three
+    statements, whatever the batch size; two workers racing for the same uploads each get the
+    ones their conditional UPDATE changed."""
+    if limit < 1:
+        return []
+    candidates = list(
+        Upload.objects.filter(
+            status=Upload.Status.PENDING,
+            kind=Upload.Kind.IMAGE,
+            frames__lte=1,
+            lease_owner="",
+            score_attempts=0,
+            lease_interruptions=0,
+        )
+        .exclude(pk=exclude)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not candidates:
+        return []
+    now = timezone.now()
+    Upload.objects.filter(pk__in=candidates, status=Upload.Status.PENDING, lease_owner="").update(
+        lease_owner=owner, lease_started_at=now, lease_heartbeat_at=now, score_attempts=F("score_attempts") + 1
+    )
+    return list(Upload.objects.filter(pk__in=candidates, lease_owner=owner).order_by("created_at"))
+
+
 def upload_lease_renew(*, upload_id: uuid.UUID | str, owner: str) -> bool:
     """Say the holder is still at work. False if the lease was lost (taken over, or released)."""
-    return Upload.objects.filter(pk=upload_id, lease_owner=owner).update(lease_heartbeat_at=timezone.now()) == 1
+    return uploads_lease_renew(upload_ids=[upload_id], owner=owner) == 1
+
+
+def uploads_lease_renew(*, upload_ids: list[uuid.UUID | str], owner: str) -> int:
+    """Renew the leases ``owner`` still holds among ``upload_ids`` (one statement); how many."""
+    return Upload.objects.filter(pk__in=upload_ids, lease_owner=owner).update(lease_heartbeat_at=timezone.now())
 
 
 def upload_lease_release(*, upload_id: uuid.UUID | str, owner: str) -> bool:
     """Give the lease up (the attempt ended, well or badly, without the worker dying)."""
-    return Upload.objects.filter(pk=upload_id, lease_owner=owner).update(lease_owner="", lease_heartbeat_at=None) == 1
+    return uploads_lease_release(upload_ids=[upload_id], owner=owner) == 1
+
+
+def uploads_lease_release(*, upload_ids: list[uuid.UUID | str], owner: str) -> int:
+    """Give up the leases ``owner`` still holds among ``upload_ids`` (one statement); how many."""
+    return Upload.objects.filter(pk__in=upload_ids, lease_owner=owner).update(lease_owner="", lease_heartbeat_at=None)
 
 
 LEASE_CLEARED = {"lease_owner": "", "lease_heartbeat_at": None}
@@ -108,7 +151,7 @@ def upload_lease_expire(*, upload_id: uuid.UUID, statuses: tuple[str, ...]) -> b
 STUCK_EXIT_CODE = 70  # EX_SOFTWARE: the supervisor restarts the worker
 
 
-def _stuck(upload_id: uuid.UUID | str, seconds: float) -> None:
+def _stuck(upload_id: uuid.UUID | str | list, seconds: float) -> None:
     """An attempt held its lease longer than ``VIGIL_SCORING_MAX_SECONDS``: presumed stuck (a
     decoder in a loop, a wedged call). The lease is no longer renewed, so the sweeper sends the
     upload again and counts the interruption (twice, and it goes to humans undecoded). In a
@@ -117,7 +160,7 @@ def _stuck(upload_id: uuid.UUID | str, seconds: float) -> None:
     In a prefork child, Celery's own time limits are the tool (docs/deploy.md)."""
     from moderation.heartbeat import in_worker_main_process
 
-    logger.critical("upload %s has been worked on for more than %.0f s: presumed stuck", upload_id, seconds)
+    logger.critical("upload(s) %s worked on for more than %.0f s: presumed stuck", upload_id, seconds)
     if in_worker_main_process():
         logger.critical("stopping this worker (exit %d) so that its supervisor restarts it", STUCK_EXIT_CODE)
         logging.shutdown()
@@ -125,9 +168,9 @@ def _stuck(upload_id: uuid.UUID | str, seconds: float) -> None:
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, upload_id: uuid.UUID | str, owner: str, interval: float, max_seconds: float) -> None:
-        super().__init__(name=f"lease-{upload_id}", daemon=True)
-        self.upload_id, self.owner, self.interval, self.max_seconds = upload_id, owner, interval, max_seconds
+    def __init__(self, upload_ids: list[uuid.UUID | str], owner: str, interval: float, max_seconds: float) -> None:
+        super().__init__(name=f"lease-{upload_ids[0]}", daemon=True)
+        self.upload_ids, self.owner, self.interval, self.max_seconds = upload_ids, owner, interval, max_seconds
         self.began = time.monotonic()
         self.stopped = threading.Event()
 
@@ -135,13 +178,13 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(self.interval):
                 if time.monotonic() - self.began > self.max_seconds:
-                    _stuck(self.upload_id, self.max_seconds)
+                    _stuck(self.upload_ids if len(self.upload_ids) > 1 else self.upload_ids[0], self.max_seconds)
                     return  # never renewed again: the lease expires
                 try:
-                    if not upload_lease_renew(upload_id=self.upload_id, owner=self.owner):
-                        return  # released or taken over: nothing left to renew
+                    if not uploads_lease_renew(upload_ids=self.upload_ids, owner=self.owner):
+                        return  # released, routed or taken over: nothing left to renew
                 except Exception:
-                    logger.exception("could not renew the lease on upload %s", self.upload_id)
+                    logger.exception("could not renew the leases on uploads %s", self.upload_ids)
         finally:
             connections.close_all()  # this thread's own connections
 
@@ -151,10 +194,20 @@ def lease_kept_alive(*, upload_id: uuid.UUID | str, owner: str) -> Iterator[None
     """Renew the lease from a thread while the block runs (a video can take a minute, one frame
     batch longer than the lease). Inside a transaction (tests), the thread's own connection would
     only wait on it, so no thread is started: the block must then be shorter than the lease."""
+    with leases_kept_alive(upload_ids=[upload_id], owner=owner):
+        yield
+
+
+@contextmanager
+def leases_kept_alive(*, upload_ids: list[uuid.UUID | str], owner: str) -> Iterator[None]:
+    """:func:`lease_kept_alive` for a batch: one thread renews every lease ``owner`` still holds
+    among ``upload_ids`` in one statement (a routed upload's lease is already cleared)."""
     if connection.in_atomic_block:
         yield
         return
-    beat = _Heartbeat(upload_id, owner, settings.VIGIL_SCORING_LEASE_SECONDS / 3, settings.VIGIL_SCORING_MAX_SECONDS)
+    beat = _Heartbeat(
+        list(upload_ids), owner, settings.VIGIL_SCORING_LEASE_SECONDS / 3, settings.VIGIL_SCORING_MAX_SECONDS
+    )
     beat.start()
     try:
         yield

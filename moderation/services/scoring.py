@@ -8,11 +8,8 @@ changes one row or none.
 
 from __future__ import annotations
 
-import io
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -21,24 +18,24 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from PIL import Image
 
-from media.frames import Frame, batched, frames_to_score
-from media.video import FrameSampler, sampling_interval
+from media.video import sampling_interval
 from moderation.classifiers import classifier_for
-from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
-from moderation.ml.loading import Classifier
+from moderation.imaging import perceptual_hash
 from moderation.models import KnownImage, ModelVersion, Score, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.display import display_prepare
-from moderation.services.intake import UndecodableImage, original_decode
+from moderation.services.frame_scoring import FramesScored, frames_score, stills_score
+from moderation.services.intake import UndecodableImage, scoring_enqueue
 from moderation.services.known_images import known_image_matches
 from moderation.services.leases import (
     LEASE_CLEARED,
-    lease_kept_alive,
     lease_owner_name,
+    leases_kept_alive,
     upload_lease_claim,
     upload_lease_expire,
-    upload_lease_release,
+    uploads_lease_claim_batch,
     uploads_lease_expired,
+    uploads_lease_release,
 )
 from moderation.services.model_versions import model_version_ensure_active, model_versions_shadow
 from moderation.services.outcomes import outcome_send
@@ -53,126 +50,6 @@ class ScoringResult:
     upload_id: uuid.UUID
     status: str
     routed_now: bool
-
-
-SCORING_BATCH = 8  # frames per classifier call: enough to batch, little memory for large frames
-
-
-@dataclass(frozen=True)
-class FramesScored:
-    """The model's scores for each scored frame of one upload, and the time decoding and scoring
-    took. ``times``: a video's sampled frames' times in seconds (``None`` for an image)."""
-
-    per_frame: list[tuple[int, dict[str, float]]]
-    animated: bool
-    seconds: float
-    times: list[float] | None = None
-    covered: bool | None = None  # a video: whether the sampler scanned all of it (FrameSampler.covered)
-    whys: list[str] | None = None  # a video: why each frame was sampled ("sample" or "scene")
-
-    @property
-    def category_scores(self) -> dict[str, float]:
-        """Per category, the maximum over frames: a harmful picture in any frame counts."""
-        categories = self.per_frame[0][1]
-        return {name: max(scores[name] for _, scores in self.per_frame) for name in categories}
-
-    @property
-    def worst_frame(self) -> int:
-        """The index of the frame with the highest score in any category (the first on a tie)."""
-        return max(self.per_frame, key=lambda item: max(item[1].values()))[0]
-
-    @property
-    def frames_record(self) -> list[dict]:
-        """What ``Score.frames`` stores: empty for a still image."""
-        if not self.animated:
-            return []
-        if self.times is not None:
-            whys = self.whys or ["sample"] * len(self.times)
-            return [
-                {"index": index, "time": time, "why": why, "scores": scores}
-                for (index, scores), time, why in zip(self.per_frame, self.times, whys, strict=True)
-            ]
-        return [{"index": index, "scores": scores} for index, scores in self.per_frame]
-
-
-def _decoded_frames(data: bytes, min_side: int) -> Iterator[Frame]:
-    """The frames to score, decoded lazily; any decoding error is :class:`UndecodableImage` (the
-    classifier's errors, raised between frames, are not: they are worth a retry)."""
-    try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-        frames = frames_to_score(image, cap=settings.VIGIL_MAX_SCORED_FRAMES, min_side=min_side)
-        with image:
-            while True:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    return
-                yield frame
-    except Exception as exc:
-        raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
-
-
-class _VideoFrames:
-    """A video's sampled frames (:class:`media.video.FrameSampler`, scanning when the video's
-    pixels fit ``VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS``), numbered in order, with each one's time and
-    why it was sampled. A decoding error is :class:`UndecodableImage`, as for images."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.times: list[float] = []
-        self.whys: list[str] = []
-        self.sampler: FrameSampler | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        try:
-            self.sampler = FrameSampler(io.BytesIO(self.data), scan_megapixels=settings.VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS)
-            for index, sampled in enumerate(self.sampler):
-                self.times.append(sampled.time)
-                self.whys.append(sampled.why)
-                yield Frame(index, sampled.image)
-        except Exception as exc:
-            raise UndecodableImage(f"the stored video cannot be decoded ({type(exc).__name__}: {exc})") from None
-
-    @property
-    def covered(self) -> bool:
-        return self.sampler is not None and self.sampler.covered
-
-
-def _rejecting(scores: dict[str, float], thresholds: dict[str, dict[str, float]]) -> bool:
-    return any(name in thresholds and score >= thresholds[name]["reject_from"] for name, score in scores.items())
-
-
-def frames_score(
-    *,
-    upload: Upload,
-    classifier: Classifier,
-    on_first_frame: Callable[[Image.Image], None] | None = None,
-    stop_at: dict[str, dict[str, float]] | None = None,
-) -> FramesScored:
-    """Score every frame :func:`media.frames.frames_to_score` picks (a video's: those
-    :func:`media.video.sample_frames` picks), in batches. ``on_first_frame`` sees frame 0 before
-    it is scored (the pHash is computed from it). ``stop_at`` (a policy's thresholds): a video
-    stops after the batch where a frame reaches a category's ``reject_from`` (it will be rejected
-    whatever the rest shows)."""
-    started = time.perf_counter()
-    data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
-    video = upload.kind == Upload.Kind.VIDEO
-    frames = _VideoFrames(data) if video else _decoded_frames(data, classifier.min_decode_side)
-    per_frame: list[tuple[int, dict[str, float]]] = []
-    for batch in batched(frames, SCORING_BATCH):
-        if not per_frame and on_first_frame is not None:
-            on_first_frame(batch[0].image)
-        scores = classifier.predict([f.image for f in batch])
-        per_frame += zip((frame.index for frame in batch), scores, strict=True)
-        if video and stop_at and any(_rejecting(s, stop_at) for s in scores):
-            break
-    if not per_frame:
-        raise UndecodableImage("the stored video has no frame to score")
-    seconds = time.perf_counter() - started
-    if not video:
-        return FramesScored(per_frame, upload.frames > 1, seconds)
-    kept = len(per_frame)
-    return FramesScored(per_frame, True, seconds, frames.times[:kept], frames.covered, frames.whys[:kept])
 
 
 def score_create(*, upload: Upload, model_version: ModelVersion, scored: FramesScored | None = None) -> Score:
@@ -331,11 +208,44 @@ def upload_score(*, upload_id: uuid.UUID | str, worker: str | None = None) -> Sc
         # No display derivative: making one decodes the file, which is what kills workers.
         routed = upload_mark_failed(upload_id=upload.pk, reason=interrupted_reason(upload.lease_interruptions))
         return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
+    companions = _batch_companions(upload, owner)
+    leased = [upload.pk, *(companion.pk for companion in companions)]
     try:
-        with lease_kept_alive(upload_id=upload.pk, owner=owner):
+        with leases_kept_alive(upload_ids=leased, owner=owner):
+            if companions:
+                return _batch_score_and_route(upload, companions)
             return _score_and_route(upload)
     finally:
-        upload_lease_release(upload_id=upload.pk, owner=owner)  # nothing left to release once routed
+        uploads_lease_release(upload_ids=leased, owner=owner)  # nothing left to release once routed
+        if companions:
+            _resend_unrouted(companions)
+
+
+def _batch_companions(upload: Upload, owner: str) -> list[Upload]:
+    """Other pending still images to score in one model call with ``upload`` (leased to ``owner``),
+    up to ``VIGIL_SCORING_BATCH_SIZE`` in all: whatever is waiting now, never a wait for more, so
+    a lone upload is scored at once and batches grow only with the backlog. Only a first attempt
+    at a still image batches (a retried or interrupted upload is scored alone)."""
+    size = settings.VIGIL_SCORING_BATCH_SIZE
+    first_attempt = upload.score_attempts == 1 and upload.lease_interruptions == 0 and not upload.phash
+    if size <= 1 or not first_attempt or upload.kind != Upload.Kind.IMAGE or upload.frames > 1:
+        return []
+    return uploads_lease_claim_batch(owner=owner, limit=size - 1, exclude=upload.pk)
+
+
+def _resend_unrouted(companions: list[Upload]) -> None:
+    """Companions a batch left pending (the model or the database failed on them) are sent again
+    as tasks of their own, after a short pause: their own messages may already have been taken
+    (and found them leased), and a retried upload is scored alone."""
+    left = Upload.objects.filter(
+        pk__in=[companion.pk for companion in companions], status=Upload.Status.PENDING, lease_owner=""
+    ).values_list("pk", flat=True)
+    for upload_id in left:
+        logger.warning("upload %s was not routed in its batch; sending it again to be scored alone", upload_id)
+        scoring_enqueue(upload_id, countdown=RESEND_AFTER_SECONDS)
+
+
+RESEND_AFTER_SECONDS = 2
 
 
 def _score_and_route(upload: Upload) -> ScoringResult:
@@ -355,20 +265,69 @@ def _score_and_route(upload: Upload) -> ScoringResult:
             )
         score = score_create(upload=upload, model_version=model_version, scored=scored)
     except UndecodableImage as exc:
-        routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
-        return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
+        return _undecodable(upload, exc)
     except Exception as exc:
-        if upload.score_attempts >= settings.VIGIL_SCORE_MAX_ATTEMPTS:
-            logger.exception("scoring %s failed %d times; sending it to humans", upload.pk, upload.score_attempts)
-            routed = upload_mark_failed(
-                upload_id=upload.pk,
-                reason=f"Scoring failed {upload.score_attempts} times: {type(exc).__name__}",
-                phash=upload.phash,
-            )
-            if routed.for_humans:
-                display_prepare(upload=upload)
-            return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
-        raise
+        return _attempt_failed(upload, exc)
+    return _route_and_follow(upload, score)
+
+
+def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringResult:
+    """Score ``upload`` and its ``companions`` (still images, first attempts) in one model call,
+    then store and route each on its own. One that fails stays with itself: an undecodable file
+    goes to humans as failed; any other error leaves a companion pending (sent again alone by
+    :func:`_resend_unrouted`) and, for ``upload``, is raised once the others are routed (its task
+    retries)."""
+    model_version = model_version_ensure_active()
+    classifier = classifier_for(model_version)
+    results: dict[uuid.UUID, ScoringResult] = {}
+    own_error: Exception | None = None
+    for still in stills_score(uploads=[upload, *companions], classifier=classifier):
+        member = still.upload
+        try:
+            if still.undecodable is not None:
+                results[member.pk] = _undecodable(member, still.undecodable)
+                continue
+            try:
+                if still.error is not None:
+                    raise still.error
+                score = score_create(upload=member, model_version=model_version, scored=still.scored)
+            except Exception as exc:
+                results[member.pk] = _attempt_failed(member, exc)
+                continue
+            results[member.pk] = _route_and_follow(member, score)
+        except Exception as exc:
+            if member.pk == upload.pk:
+                own_error = exc
+            else:
+                logger.warning("upload %s failed in its batch (%s: %s)", member.pk, type(exc).__name__, exc)
+    if own_error is not None:
+        raise own_error
+    return results[upload.pk]
+
+
+def _undecodable(upload: Upload, exc: UndecodableImage) -> ScoringResult:
+    routed = upload_mark_failed(upload_id=upload.pk, reason=f"Could not be scored: {exc}")
+    return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
+
+
+def _attempt_failed(upload: Upload, exc: Exception) -> ScoringResult:
+    """A transient failure: raised again (a retry) until the upload has used its attempts, then it
+    goes to humans as failed."""
+    if upload.score_attempts < settings.VIGIL_SCORE_MAX_ATTEMPTS:
+        raise exc
+    logger.error("scoring %s failed %d times; sending it to humans", upload.pk, upload.score_attempts, exc_info=exc)
+    routed = upload_mark_failed(
+        upload_id=upload.pk,
+        reason=f"Scoring failed {upload.score_attempts} times: {type(exc).__name__}",
+        phash=upload.phash,
+    )
+    if routed.for_humans:
+        display_prepare(upload=upload)
+    return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
+
+
+def _route_and_follow(upload: Upload, score: Score) -> ScoringResult:
+    """Route a scored upload; then its display derivative (when humans will look) and shadow scores."""
     routed = upload_route(upload=upload, score=score)
     if not routed:
         upload.refresh_from_db(fields=["status"])
