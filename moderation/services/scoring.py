@@ -21,7 +21,7 @@ from PIL import Image
 from media.video import sampling_interval
 from moderation.classifiers import classifier_for
 from moderation.imaging import perceptual_hash
-from moderation.models import KnownImage, ModelVersion, Score, Upload
+from moderation.models import KnownImage, ModelVersion, Score, ThresholdPolicy, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
 from moderation.services.display import display_prepare
 from moderation.services.frame_scoring import FramesScored, frames_score, stills_score
@@ -111,10 +111,10 @@ def _sparse_video_to_humans(upload: Upload, score: Score, outcome: RoutingOutcom
     )
 
 
-def upload_route(*, upload: Upload, score: Score) -> Routed:
+def upload_route(*, upload: Upload, score: Score, policy: ThresholdPolicy | None = None) -> Routed:
     """Route a pending upload by the current policy (storing the pHash the worker computed). Falsy
     if it was no longer pending."""
-    policy = policy_current()
+    policy = policy or policy_current()
     outcome = _sparse_video_to_humans(upload, score, route_scores(score.category_scores, policy.thresholds))
     known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
     if known_bad:
@@ -279,6 +279,7 @@ def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringR
     retries)."""
     model_version = model_version_ensure_active()
     classifier = classifier_for(model_version)
+    policy, shadows = policy_current(), model_versions_shadow()  # once for the batch
     results: dict[uuid.UUID, ScoringResult] = {}
     own_error: Exception | None = None
     for still in stills_score(uploads=[upload, *companions], classifier=classifier):
@@ -294,7 +295,7 @@ def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringR
             except Exception as exc:
                 results[member.pk] = _attempt_failed(member, exc)
                 continue
-            results[member.pk] = _route_and_follow(member, score)
+            results[member.pk] = _route_and_follow(member, score, policy=policy, shadows=shadows)
         except Exception as exc:
             if member.pk == upload.pk:
                 own_error = exc
@@ -326,24 +327,26 @@ def _attempt_failed(upload: Upload, exc: Exception) -> ScoringResult:
     return ScoringResult(upload.pk, Upload.Status.FAILED, routed_now=bool(routed))
 
 
-def _route_and_follow(upload: Upload, score: Score) -> ScoringResult:
+def _route_and_follow(
+    upload: Upload, score: Score, *, policy: ThresholdPolicy | None = None, shadows: list[ModelVersion] | None = None
+) -> ScoringResult:
     """Route a scored upload; then its display derivative (when humans will look) and shadow scores."""
-    routed = upload_route(upload=upload, score=score)
+    routed = upload_route(upload=upload, score=score, policy=policy)
     if not routed:
         upload.refresh_from_db(fields=["status"])
         return ScoringResult(upload.pk, upload.status, routed_now=False)
     if routed.for_humans:
         display_prepare(upload=upload)  # ready before a moderator opens it
-    scores_create_shadow(upload=upload)
+    scores_create_shadow(upload=upload, shadows=shadows)
     return ScoringResult(upload.pk, upload.status, routed_now=True)
 
 
-def scores_create_shadow(*, upload: Upload) -> list[Score]:
+def scores_create_shadow(*, upload: Upload, shadows: list[ModelVersion] | None = None) -> list[Score]:
     """Score ``upload`` with every shadow model version too. Shadow scores never route; a shadow
     model that fails is logged and skipped, so a candidate cannot disturb production. Receivers
     hear of the scores (:func:`shadow_scores_announce`: the review queue's disagreement key)."""
     scores = []
-    for shadow in model_versions_shadow():
+    for shadow in model_versions_shadow() if shadows is None else shadows:
         try:
             scores.append(score_create(upload=upload, model_version=shadow))
         except Exception:
