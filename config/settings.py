@@ -353,6 +353,15 @@ VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS = env_int("VIGIL_STORAGE_SWEEP_INTERVAL_SEC
 # Registered model weights (copied here by `register_model`); shared storage when workers run on several machines.
 VIGIL_MODEL_DIR = Path(env_str("VIGIL_MODEL_DIR", str(VAR_DIR / "models")))
 VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)  # 0: one per core
+# INT8 quantization (moderation/services/quantization.py). Registering a model version (a checkpoint,
+# or the baseline at first install) also registers its int8 sibling unless this is 0.
+VIGIL_QUANTIZE_AT_REGISTRATION = env_bool("VIGIL_QUANTIZE_AT_REGISTRATION", True)
+# The largest score difference, in any category, between an int8 version and its fp32 source on the
+# agreement check set; beyond it the int8 version is refused. Measured: 0.015 for the baseline,
+# 0.026 for a tiny fine-tuned Lite0 (docs/benchmarks.md, "Quantization").
+VIGIL_QUANTIZE_MAX_SCORE_DIFF = env_float("VIGIL_QUANTIZE_MAX_SCORE_DIFF", 0.05)
+if not 0 < VIGIL_QUANTIZE_MAX_SCORE_DIFF <= 1:
+    raise ImproperlyConfigured(f"VIGIL_QUANTIZE_MAX_SCORE_DIFF={VIGIL_QUANTIZE_MAX_SCORE_DIFF} must be in (0, 1].")
 # Harmful categories a moderator can pick with keys 1-5 (the first five are on the keyboard).
 # Initial values of the queue settings row (admins change them later in the admin site).
 VIGIL_LEASE_SECONDS = env_int("VIGIL_LEASE_SECONDS", 120, minimum=15)

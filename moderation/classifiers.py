@@ -50,12 +50,20 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
             _check_weights(model_version)
             onnx_file, _ = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
             serving = onnx_file if onnx_file.is_file() else None
+            quantized = quantization_of(model_version)
+            open_nsfw = None
+            if quantized is not None and quantized.get("open_nsfw"):
+                from moderation.ml.quantize import open_nsfw_path
+
+                open_nsfw = open_nsfw_path(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
             logger.info(
                 "loading model version %s (%s, tiling %s) with %s",
                 model_version.name,
                 model_version.architecture,
                 model_version.tiling,
-                "ONNX Runtime" if serving else "torch: no ONNX export yet (manage.py export_serving)",
+                ("ONNX Runtime, int8" if quantized else "ONNX Runtime")
+                if serving
+                else "torch: no ONNX export yet (manage.py export_serving)",
             )
             if serving is None and threads:
                 import torch
@@ -68,6 +76,7 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
                 threads=threads,
                 serving=serving,
                 tiling=model_version.tiling,
+                open_nsfw=open_nsfw,
             )
             while len(_loaded) >= MAX_LOADED:
                 _loaded.popitem(last=False)
@@ -75,9 +84,20 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         return classifier
 
 
+def quantization_of(model_version: ModelVersion) -> dict | None:
+    """What a quantized version records about its quantization (``config["quantized"]``), or None
+    for a version served as it was trained."""
+    quantized = (model_version.config or {}).get("quantized")
+    return quantized if isinstance(quantized, dict) else None
+
+
 def _check_weights(model_version: ModelVersion) -> None:
     from moderation.ml.files import file_sha256
 
+    quantized = quantization_of(model_version)
+    if quantized is not None:
+        _check_quantized(model_version, quantized)
+        return
     if model_version.architecture != FINETUNED_ARCHITECTURE:
         return  # packaged weights (the baseline) are pinned by requirements.txt
     path = Path(model_version.weights)
@@ -85,6 +105,27 @@ def _check_weights(model_version: ModelVersion) -> None:
         raise ModelIntegrityError(f"weights of model version {model_version.name} are missing: {path}")
     if file_sha256(path) != model_version.weights_sha256:
         raise ModelIntegrityError(f"weights of model version {model_version.name} changed since registration: {path}")
+
+
+def _check_quantized(model_version: ModelVersion, quantized: dict) -> None:
+    """A quantized version is its int8 files and nothing else: each must be there and together
+    match the digest it was registered with. Never falls back to the fp32 source or to torch."""
+    from moderation.ml.quantize import files_sha256, quantized_files
+
+    files = quantized_files(
+        settings.VIGIL_MODEL_DIR, model_version.weights_sha256, open_nsfw=bool(quantized.get("open_nsfw"))
+    )
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise ModelIntegrityError(
+            f"quantized files of model version {model_version.name} are missing: {', '.join(missing)} "
+            "(manage.py quantize_model on its source writes them again)"
+        )
+    if files_sha256(files) != model_version.weights_sha256:
+        raise ModelIntegrityError(
+            f"quantized files of model version {model_version.name} changed since registration: "
+            f"{', '.join(str(path) for path in files)}"
+        )
 
 
 def unload_all() -> None:

@@ -29,6 +29,13 @@ def fresh_metrics(settings):
 
 
 @pytest.fixture(autouse=True)
+def no_quantize_at_registration(settings):
+    """Registering a version quantizes it (a minute for the baseline); the tests that are about
+    that turn it on (tests/moderation/ml/test_quantize.py)."""
+    settings.VIGIL_QUANTIZE_AT_REGISTRATION = False
+
+
+@pytest.fixture(autouse=True)
 def no_audit_sampling(settings):
     """Audit sampling picks uploads by a hash of their random id; tests that want it turn it on."""
     settings.VIGIL_AUDIT_APPROVED_RATE = 0.0
@@ -136,3 +143,26 @@ def rewritten_checkpoint(source, target, *, drop=(), **changes):
     payload.update(changes)
     torch.save(payload, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir(tmp_path_factory):
+    """A model folder shared by the quantization tests: the baseline is quantized once per session
+    and later tests reuse its int8 files (the quantization cache), registering them again."""
+    return tmp_path_factory.mktemp("int8-models")
+
+
+@pytest.fixture
+def quantizing(settings, monkeypatch, int8_model_dir):
+    """Quantization on, into :func:`int8_model_dir`, calibrated on 28 images instead of 120."""
+    from functools import cache
+
+    from moderation.ml.quantize import builtin_calibration_images
+    from moderation.services import quantization
+
+    settings.VIGIL_MODEL_DIR = int8_model_dir
+    settings.VIGIL_QUANTIZE_AT_REGISTRATION = True
+    monkeypatch.setattr(
+        quantization, "builtin_calibration_images", cache(lambda: builtin_calibration_images(views=2, drawings=6))
+    )
+    return int8_model_dir

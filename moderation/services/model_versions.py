@@ -76,6 +76,12 @@ def model_version_export_serving(*, model_version: ModelVersion) -> Path:
     onnx_file, description = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
     if onnx_file.is_file() and description.is_file():
         return onnx_file
+    if (model_version.config or {}).get("quantized"):
+        # Its int8 files are the model: never write an fp32 export in their place.
+        raise RegistryError(
+            f"{model_version.name} is an int8 version whose files are missing: `manage.py quantize_model "
+            f"{model_version.config['quantized'].get('source', '')}` writes them again"
+        )
     if model_version.architecture == baseline.ARCHITECTURE:
         return baseline.export_serving(onnx_file)
     if model_version.architecture == FINETUNED_ARCHITECTURE:
@@ -150,6 +156,15 @@ def model_version_register(
         model_version_export_serving(model_version=version)
     except Exception:  # registered all the same: workers serve it with torch until export_serving runs
         logger.exception("could not export model version %s to ONNX", version.name)
+        return version
+    if settings.VIGIL_QUANTIZE_AT_REGISTRATION:
+        from moderation.services.quantization import model_version_quantize
+
+        try:  # its int8 sibling, a candidate beside it; the fp32 version is registered either way
+            sibling = model_version_quantize(model_version=version).model_version
+            logger.info("registered %s, the int8 sibling of %s", sibling.name, version.name)
+        except Exception:
+            logger.exception("could not quantize model version %s (it is registered, in fp32)", version.name)
     return version
 
 
@@ -237,7 +252,11 @@ def model_version_activate(
         model_version.refresh_from_db()
         draft = policy_draft_propose(model_version=model_version) if propose_thresholds else None
         if previous:  # a fresh install's first activation changes nothing anyone relied on
-            who = user.get_username() if user else "the promotion rule"
+            who = (
+                user.get_username()
+                if user
+                else ("the promotion rule" if action == ModelEvent.Action.AUTO_PROMOTED else "the system")
+            )
             summary = (
                 f"Model {model_version.name} now routes uploads instead of {', '.join(p.name for p in previous)} "
                 f"({ModelEvent.Action(action).label.lower()} by {who}), under policy v{policy.version}."
@@ -346,6 +365,35 @@ def model_version_shadow(*, model_version: ModelVersion, user: AbstractBaseUser 
 
 def model_versions_shadow() -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(status=ModelVersion.Status.SHADOW).order_by("pk"))
+
+
+def model_version_reference(model_version: ModelVersion) -> ModelVersion:
+    """The fp32 version a quantized version was made from (the reference its agreement is measured
+    against, e.g. by bench/quantization.py), or ``model_version`` itself when it is not quantized."""
+    quantized = (model_version.config or {}).get("quantized")
+    if not quantized:
+        return model_version
+    source = (
+        ModelVersion.objects.filter(weights_sha256=quantized.get("source_sha256"))
+        .exclude(pk=model_version.pk)
+        .order_by("created_at")
+        .first()
+    )
+    if source is None:
+        raise RegistryError(
+            f"{model_version.name} was quantized from {quantized.get('source')!r}, which is no longer registered"
+        )
+    return source
+
+
+def model_version_quantized_sibling(model_version: ModelVersion) -> ModelVersion | None:
+    """The newest int8 version made from ``model_version`` (or from its source), if any."""
+    source = model_version_reference(model_version)
+    return (
+        ModelVersion.objects.filter(config__quantized__source_sha256=source.weights_sha256)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def model_version_get(*, name: str) -> ModelVersion:

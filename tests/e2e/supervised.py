@@ -232,7 +232,7 @@ def supervised_stack(
     port = free_port()
     environment = stack_env(var, port, env)
     manage(environment, "migrate", "--noinput")
-    manage(environment, "bootstrap_demo", "--no-users")
+    manage(environment, "bootstrap_demo", "--no-users", "--no-quantize")  # the model is not what these test
     token = manage(environment, "create_api_client", client).strip().splitlines()[-1]
 
     output = var / "log" / "terminal.txt"

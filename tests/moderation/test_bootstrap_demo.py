@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 def no_model(monkeypatch, settings, tmp_path):
     """The model and the policy are not what these tests are about."""
     settings.VAR_DIR = tmp_path
-    monkeypatch.setattr(bootstrap_demo, "model_version_ensure_active", lambda: type("M", (), {"name": "baseline"})())
+    model = type("M", (), {"name": "baseline", "config": {}})()
+    monkeypatch.setattr(bootstrap_demo, "model_version_ensure_active", lambda: model)
     monkeypatch.setattr(bootstrap_demo, "model_version_export_serving", lambda **kwargs: None)
     monkeypatch.setattr(bootstrap_demo, "policy_current", lambda: type("P", (), {"version": 1})())
     make_user(username="placeholder")  # the users table exists

@@ -1,5 +1,10 @@
 """Prepare a fresh install: activate the baseline model, save the default policy, create demo users.
 
+On a fresh install the baseline is also quantized (moderation/services/quantization.py) and its
+int8 version activated when it passed the agreement check; the fp32 baseline stays registered,
+retired, as the version to roll back to. On an existing install nothing is switched: an int8
+baseline made here is a candidate. ``--no-quantize`` (or VIGIL_QUANTIZE_AT_REGISTRATION=0) skips it.
+
 Demo credentials come from VIGIL_DEMO_ADMIN_PASSWORD / VIGIL_DEMO_MODERATOR_PASSWORD, or are
 generated once and kept in var/demo-credentials.txt (readable by the owner only).
 """
@@ -17,7 +22,12 @@ from django.core.management.base import BaseCommand
 from accounts.roles import Role
 from accounts.services import user_create
 from config.env import env_int
-from moderation.services.model_versions import model_version_ensure_active, model_version_export_serving
+from moderation.models import ModelVersion
+from moderation.services.model_versions import (
+    BASELINE_NAME,
+    model_version_ensure_active,
+    model_version_export_serving,
+)
 from moderation.services.policies import policy_current
 
 DEMO_USERS = {"admin": Role.ADMIN, "moderator": Role.MODERATOR}
@@ -28,10 +38,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-users", action="store_true", help="Skip the demo users.")
+        parser.add_argument(
+            "--no-quantize", action="store_true", help="Do not quantize the baseline (serve it in fp32)."
+        )
 
-    def handle(self, *args, no_users: bool, **options) -> None:
+    def handle(self, *args, no_users: bool, no_quantize: bool, **options) -> None:
+        fresh = not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists()
         model = model_version_ensure_active()
-        model_version_export_serving(model_version=model)  # an install from before exports existed
+        if not (model.config or {}).get("quantized"):
+            model_version_export_serving(model_version=model)  # an install from before exports existed
+        if settings.VIGIL_QUANTIZE_AT_REGISTRATION and not no_quantize:
+            model = self.quantized_baseline(model, activate=fresh and model.name == BASELINE_NAME)
         policy = policy_current()
         self.stdout.write(f"Active model: {model.name}; threshold policy v{policy.version}")
         if no_users:
@@ -58,3 +75,32 @@ class Command(BaseCommand):
         for username in DEMO_USERS:
             shown = saved.get(username) or f"(unknown: set VIGIL_DEMO_{username.upper()}_PASSWORD to reset)"
             self.stdout.write(f"  {username:<10} password: {shown}")
+
+    def quantized_baseline(self, active, *, activate: bool):
+        """Register the baseline's int8 version (reused when it is there); on a fresh install make
+        it the active model. A refusal or a failure leaves the fp32 baseline serving."""
+        from moderation.services.model_versions import model_version_get
+        from moderation.services.quantization import model_version_quantize
+
+        self.stdout.write("Quantizing the baseline to int8 (a minute the first time)…")
+        try:
+            result = model_version_quantize(model_version=model_version_get(name=BASELINE_NAME))
+        except Exception as exc:  # the fp32 baseline serves: a fresh install must come up
+            self.stderr.write(f"The int8 baseline was not registered: {exc}")
+            return active
+        int8 = result.model_version
+        agreement = int8.config["quantized"]["agreement"]
+        if activate:
+            from moderation.services.model_versions import model_version_activate
+
+            int8 = model_version_activate(
+                model_version=int8,
+                note=f"first install: int8 baseline, max score difference {agreement['max_abs_diff']:.4f} from fp32 "
+                f"(limit {agreement['limit']:g}); {BASELINE_NAME} is the rollback target",
+                propose_thresholds=False,
+            )
+        self.stdout.write(
+            f"Int8 baseline: {int8.name} ({int8.status}), max score difference {agreement['max_abs_diff']:.4f} "
+            f"from fp32 on {agreement['images']} check images"
+        )
+        return int8 if int8.status == ModelVersion.Status.ACTIVE else active
