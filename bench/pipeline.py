@@ -175,6 +175,8 @@ class Stack:
                 time.sleep(0.3)
 
     def start_worker(self, **extra_env: str) -> subprocess.Popen:
+        """A scoring worker as ``make run`` starts it (the thread pool); ``extra_env`` adds to its
+        environment (``CONCURRENCY``: its pool size instead of ``CELERY_WORKER_CONCURRENCY``)."""
         log = self.var / f"worker-{time.monotonic_ns()}.log"
         worker = subprocess.Popen(
             [
@@ -184,7 +186,8 @@ class Stack:
                 "-A",
                 "config",
                 "worker",
-                "--concurrency=1",
+                "--pool=threads",  # as make run's worker
+                f"--concurrency={extra_env.pop('CONCURRENCY', self.env.get('CELERY_WORKER_CONCURRENCY', '1'))}",
                 "--queues=scoring,celery",
                 "--loglevel=INFO",
                 "--without-gossip",
@@ -254,6 +257,7 @@ def ceilings(images: list[tuple[str, bytes]]) -> dict:
     from moderation.classifiers import classifier_for
     from moderation.services.model_versions import model_version_ensure_active
 
+    settings.VIGIL_TORCH_THREADS = os.cpu_count() or 1  # the model alone, with every core
     active = model_version_ensure_active()
     reference = fp32_reference(active)
     served = classifier_for(active)
@@ -339,6 +343,9 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "realbench"))
     parser.add_argument("--api-uploads", type=int, default=300)
     parser.add_argument("--out", default=str(ROOT / "var" / "bench" / "pipeline.json"))
+    parser.add_argument("--concurrency", help="the worker's pool size (CELERY_WORKER_CONCURRENCY; default: Vigil's)")
+    parser.add_argument("--threads", help="intra-op threads per worker process (VIGIL_TORCH_THREADS; default: Vigil's)")
+    parser.add_argument("--batch-size", help="VIGIL_SCORING_BATCH_SIZE (default: Vigil's)")
     parser.add_argument("--no-scale-out", dest="scale_out", action="store_false", help="skip the two-worker run")
     parser.add_argument("--no-accuracy", dest="accuracy", action="store_false", help="skip the realbench comparison")
     args = parser.parse_args()
@@ -360,6 +367,13 @@ def main() -> int:
         "VIGIL_AUDIT_REJECTED_RATE": "0",
         "PYTHONUNBUFFERED": "1",
     }
+    for option, variable in (
+        ("concurrency", "CELERY_WORKER_CONCURRENCY"),
+        ("threads", "VIGIL_TORCH_THREADS"),
+        ("batch_size", "VIGIL_SCORING_BATCH_SIZE"),
+    ):
+        if getattr(args, option) is not None:
+            env[variable] = str(getattr(args, option))
     database = "vigil_bench_pipeline"
     if real:
         import psycopg
@@ -451,7 +465,7 @@ def main() -> int:
             print(f"scale-out: {len(images)} uploads, two workers of one thread each…", flush=True)
             stack.stop_workers()
             for _ in range(2):
-                stack.start_worker(VIGIL_TORCH_THREADS="1")
+                stack.start_worker(VIGIL_TORCH_THREADS="1", CONCURRENCY="1")
             report["two_workers"] = full_speed(30_000)
 
         print(f"upload API alone: {args.api_uploads} 1-megapixel JPEGs…", flush=True)
