@@ -262,7 +262,7 @@ def ceilings(images: list[tuple[str, bytes]]) -> dict:
     reference = fp32_reference(active)
     served = classifier_for(active)
     naive = classifier_for(reference) if reference.pk != active.pk else served
-    ready = _ready_images(images, max(served.min_decode_side, naive.min_decode_side))
+    _READY[:] = ready = _ready_images(images, max(served.min_decode_side, naive.min_decode_side))
     result = {
         "served_model": active.name,
         "reference_model": reference.name,
@@ -274,12 +274,22 @@ def ceilings(images: list[tuple[str, bytes]]) -> dict:
     return result
 
 
+def naive_ceiling() -> dict:
+    """The naive ceiling once more, on the photos :func:`ceilings` prepared."""
+    from moderation.classifiers import classifier_for
+    from moderation.services.model_versions import model_version_ensure_active
+
+    return model_only(classifier_for(fp32_reference(model_version_ensure_active())), _READY, batch=1)
+
+
+_READY: list = []  # the decoded photos the model-only figures run on
+
+
 def fp32_reference(model_version):
     """The version ``model_version`` was quantized from (its fp32 reference), else itself."""
-    from moderation.models import ModelVersion
+    from moderation.services.model_versions import model_version_reference
 
-    source = (model_version.config or {}).get("quantized", {}).get("source")
-    return ModelVersion.objects.get(name=source) if source else model_version
+    return model_version_reference(model_version)
 
 
 def statements_per_upload(ids: list[str], batch_size: int) -> dict:
@@ -422,14 +432,7 @@ def main() -> int:
             ids = [str(pk) for pk in Upload.objects.exclude(pk__in=before).values_list("pk", flat=True)]
             wait_routed(ids, timeout=1800)
             elapsed = time.perf_counter() - started
-            naive = report["ceiling"]["naive"]["images_per_s"]
-            return {
-                "uploads": len(ids),
-                "seconds": elapsed,
-                "posting_s": posted,
-                "routed_per_s": len(ids) / elapsed,
-                "ratio_to_naive_ceiling": len(ids) / elapsed / naive,
-            }
+            return {"uploads": len(ids), "seconds": elapsed, "posting_s": posted, "routed_per_s": len(ids) / elapsed}
 
         print(f"full speed: {len(images)} uploads…", flush=True)
         report["full_speed"] = full_speed(0)
@@ -491,6 +494,15 @@ def main() -> int:
             "one_at_a_time": statements_per_upload(waiting[:size], 1),
             "batched": statements_per_upload(waiting[size : 2 * size], size),
         }
+        # The naive ceiling again, the stack idle: the yardstick is the better of the two (this
+        # machine is shared, and a ceiling measured in a busy moment would flatter the ratio).
+        print("the naive ceiling again…", flush=True)
+        report["ceiling"]["naive_again"] = naive_ceiling()
+        best = max(report["ceiling"]["naive"]["images_per_s"], report["ceiling"]["naive_again"]["images_per_s"])
+        report["ceiling"]["naive_best_images_per_s"] = best
+        for phase in ("full_speed", "two_workers"):
+            if phase in report:
+                report[phase]["ratio_to_naive_ceiling"] = report[phase]["routed_per_s"] / best
         if args.accuracy:
             print("accuracy of the served model against its fp32 reference (realbench test split)…", flush=True)
             report["accuracy"] = accuracy(args.data)
@@ -524,8 +536,9 @@ def print_report(report: dict) -> None:
     rows = [
         (
             "naive ceiling: fp32 model alone (img/s)",
-            f"{naive['images_per_s']:.2f}",
-            f"{naive['ms_per_image']:.0f} ms each, batch 1, decoded images",
+            f"{c['naive_best_images_per_s']:.2f}",
+            f"batch 1, decoded images; the better of {naive['images_per_s']:.2f} (first) and "
+            f"{c['naive_again']['images_per_s']:.2f} (last)",
         ),
         (
             "served model alone, batched (img/s)",
