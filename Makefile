@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DJANGO_DEBUG ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video bench-generalisation bench-forgetting clean
+.PHONY: run setup status test test-services browser lint format bench-thresholds bench-classifier bench-tiling bench-metrics bench-export bench bench-queue bench-video bench-generalisation bench-forgetting bench-quantization clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -73,6 +73,11 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## bench-quantization: int8 against fp32 (the active version and its int8 sibling): latency per network,
+## agreement on scikit-image's photos and every realbench image, AUC and recall on its test split
+bench-quantization: $(VENV)/.runtime-installed
+	$(BIN)/python -m bench.quantization --data $${DATA:-../shared/datasets/realbench} $${MODEL:+--model $$MODEL}
 
 ## bench-thresholds: measure the baseline's cold-start thresholds (needs a labelled ImageFolder)
 bench-thresholds: $(VENV)/.runtime-installed

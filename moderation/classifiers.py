@@ -46,42 +46,48 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         if classifier is not None:
             _loaded.move_to_end(key)
         else:
-            threads = settings.VIGIL_TORCH_THREADS or None
-            _check_weights(model_version)
-            onnx_file, _ = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
-            serving = onnx_file if onnx_file.is_file() else None
-            quantized = quantization_of(model_version)
-            open_nsfw = None
-            if quantized is not None and quantized.get("open_nsfw"):
-                from moderation.ml.quantize import open_nsfw_path
-
-                open_nsfw = open_nsfw_path(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
-            logger.info(
-                "loading model version %s (%s, tiling %s) with %s",
-                model_version.name,
-                model_version.architecture,
-                model_version.tiling,
-                ("ONNX Runtime, int8" if quantized else "ONNX Runtime")
-                if serving
-                else "torch: no ONNX export yet (manage.py export_serving)",
-            )
-            if serving is None and threads:
-                import torch
-
-                torch.set_num_threads(threads)
-            classifier = build_classifier(
-                model_version.architecture,
-                model_version.config,
-                weights=model_version.weights,
-                threads=threads,
-                serving=serving,
-                tiling=model_version.tiling,
-                open_nsfw=open_nsfw,
-            )
+            classifier = load_classifier(model_version, threads=settings.VIGIL_TORCH_THREADS or None)
             while len(_loaded) >= MAX_LOADED:
                 _loaded.popitem(last=False)
             _loaded[key] = classifier
         return classifier
+
+
+def load_classifier(model_version: ModelVersion, *, threads: int | None = None) -> Classifier:
+    """Check the version's files and load it, outside the per-process cache (benchmarks load two
+    versions with their own thread count). Served from its ONNX export when there is one; a
+    quantized version only from its int8 files (checked by :func:`_check_weights`)."""
+    _check_weights(model_version)
+    onnx_file, _ = serving_paths(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
+    serving = onnx_file if onnx_file.is_file() else None
+    quantized = quantization_of(model_version)
+    open_nsfw = None
+    if quantized is not None and quantized.get("open_nsfw"):
+        from moderation.ml.quantize import open_nsfw_path
+
+        open_nsfw = open_nsfw_path(settings.VIGIL_MODEL_DIR, model_version.weights_sha256)
+    logger.info(
+        "loading model version %s (%s, tiling %s) with %s",
+        model_version.name,
+        model_version.architecture,
+        model_version.tiling,
+        ("ONNX Runtime, int8" if quantized else "ONNX Runtime")
+        if serving
+        else "torch: no ONNX export yet (manage.py export_serving)",
+    )
+    if serving is None and threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return build_classifier(
+        model_version.architecture,
+        model_version.config,
+        weights=model_version.weights,
+        threads=threads,
+        serving=serving,
+        tiling=model_version.tiling,
+        open_nsfw=open_nsfw,
+    )
 
 
 def quantization_of(model_version: ModelVersion) -> dict | None:

@@ -48,6 +48,9 @@ CALIBRATION_PHOTOS = (
     "coins",
 )
 CHECK_PHOTOS = ("chelsea", "colorwheel", "logo", "clock", "gravel", "moon", "page", "text", "cell", "motorcycle_right")
+# Real colour photos other installed packages ship (scikit-learn's, matplotlib's): the check set
+# needs people and scenes more than scikit-image's grey test patterns.
+OTHER_CHECK_PHOTOS = ("sklearn:china", "sklearn:flower", "matplotlib:grace_hopper")
 DEFAULT_FOLDER_LIMIT = 256
 MIN_FOLDER_IMAGES = 16
 GLOBAL_POOLING = ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax")
@@ -109,7 +112,17 @@ class CalibrationSet:
 
 
 def photo(name: str) -> Image.Image:
-    """A scikit-image photo as RGB (grey photos are converted; ``logo`` is flattened on white)."""
+    """A bundled photo as RGB: scikit-image's by name (grey ones converted, ``logo`` flattened on
+    white), or ``sklearn:china``, ``sklearn:flower``, ``matplotlib:grace_hopper``."""
+    if name.startswith("sklearn:"):
+        from sklearn.datasets import load_sample_image
+
+        return Image.fromarray(load_sample_image(f"{name.split(':', 1)[1]}.jpg")).convert("RGB")
+    if name.startswith("matplotlib:"):
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data(f"{name.split(':', 1)[1]}.jpg") as handle:
+            return Image.open(io.BytesIO(handle.read())).convert("RGB")
     import skimage.data
 
     if name.startswith("motorcycle"):
@@ -194,13 +207,15 @@ def builtin_calibration_images(*, views: int = 10, drawings: int = 10) -> Calibr
 
 
 def builtin_check_images(*, views: int = 3, drawings: int = 12) -> list[tuple[str, Image.Image]]:
-    """Images no built-in calibration set contains: the other scikit-image photos with a mirror
-    and a crop each, and pictures drawn from another seed."""
+    """Images no built-in calibration set contains: the other scikit-image photos and the photos
+    of :data:`OTHER_CHECK_PHOTOS`, each with a mirror and ``views - 2`` crops, and pictures drawn
+    from another seed (51 images by default)."""
     rng = random.Random(21)
     out = []
-    for name in CHECK_PHOTOS:
+    for name in (*CHECK_PHOTOS, *OTHER_CHECK_PHOTOS):
+        label = name if ":" in name else f"skimage:{name}"
         for index, view in enumerate(augmented(photo(name), rng, views)):
-            out.append((f"skimage:{name}#{index}", view))
+            out.append((f"{label}#{index}", view))
     out += [(f"drawn#{index}", image) for index, image in enumerate(drawn(drawings, seed=21))]
     return out
 

@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from moderation.models import ModelVersion
 from moderation.services.model_versions import (
@@ -84,3 +85,13 @@ def test_bootstrap_without_quantizing(quantizing, settings, tmp_path):
     output = run("bootstrap_demo", "--no-users", "--no-quantize")
     assert f"Active model: {BASELINE_NAME}" in output and "Int8" not in output
     assert not ModelVersion.objects.filter(name=INT8).exists()
+
+
+def test_the_models_page_shows_an_int8_versions_agreement(quantizing, client, admin_user):
+    model_version_ensure_active()
+    run("quantize_model")
+    agreement = ModelVersion.objects.get(name=INT8).config["quantized"]["agreement"]
+    client.force_login(admin_user)
+    page = client.get(reverse("feedback:models")).content.decode()
+    assert f"int8 of {BASELINE_NAME}: max score difference {agreement['max_abs_diff']:.4f} (limit 0.05)" in page
+    assert f"{agreement['routed_differently']} of 51 routed differently" in page

@@ -130,7 +130,7 @@ def test_the_int8_baseline_agrees_with_fp32_on_scikit_image_photos(int8_baseline
             assert abs(reference[category] - got[category]) <= settings.VIGIL_QUANTIZE_MAX_SCORE_DIFF
     agreement = int8_baseline.config["quantized"]["agreement"]
     assert agreement["passed"] and agreement["max_abs_diff"] <= settings.VIGIL_QUANTIZE_MAX_SCORE_DIFF
-    assert set(agreement["categories"]) == {"weapon", "nudity"} and agreement["images"] == 42
+    assert set(agreement["categories"]) == {"weapon", "nudity"} and agreement["images"] == 51
 
 
 def test_an_int8_version_is_registered_with_the_digest_of_its_files(int8_baseline, quantizing):
@@ -138,7 +138,7 @@ def test_an_int8_version_is_registered_with_the_digest_of_its_files(int8_baselin
     files = quantize.quantized_files(quantizing, int8_baseline.weights_sha256, open_nsfw=True)
     assert [f.name for f in files] == [f"{int8_baseline.weights_sha256}{s}" for s in (".onnx", ".json", ".nsfw.onnx")]
     assert quantize.files_sha256(files) == int8_baseline.weights_sha256
-    assert files[0].stat().st_size < 0.5 * (quantizing / "serving" / f"{baseline.weights_sha256}.onnx").stat().st_size
+    assert files[0].stat().st_size < 0.6 * (quantizing / "serving" / f"{baseline.weights_sha256}.onnx").stat().st_size
     assert (int8_baseline.name, int8_baseline.status) == (f"{BASELINE_NAME}-int8", ModelVersion.Status.CANDIDATE)
     assert (int8_baseline.architecture, int8_baseline.categories) == (baseline.architecture, baseline.categories)
     assert (int8_baseline.preprocessing, int8_baseline.tiling) == (baseline.preprocessing, baseline.tiling)
