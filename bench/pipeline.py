@@ -321,9 +321,10 @@ def accuracy(data_dir: str | None) -> dict | None:
     reference = fp32_reference(active)
     if reference.pk == active.pk or not data_dir or not Path(data_dir).is_dir():
         return None
-    from bench.quantization import compare_on_realbench
+    from bench.quantization import quantization_report
 
-    return compare_on_realbench(reference=reference, quantized=active, data=Path(data_dir), split="test")
+    # Agreement on the test split's images (make bench-quantization compares every realbench image).
+    return quantization_report(reference=reference, quantized=active, data=Path(data_dir), split="test", repeats=10)
 
 
 def wait_routed(ids: list[str], timeout: float) -> None:
@@ -591,9 +592,9 @@ def print_report(report: dict) -> None:
 
 
 def print_accuracy(acc: dict) -> None:
-    from bench.quantization import print_comparison
+    from bench.quantization import print_table
 
-    print_comparison(acc)
+    print_table(acc)
 
 
 if __name__ == "__main__":
