@@ -176,7 +176,7 @@ class Stack:
 
     def start_worker(self, **extra_env: str) -> subprocess.Popen:
         """A scoring worker as ``make run`` starts it (the thread pool); ``extra_env`` adds to its
-        environment (``CONCURRENCY``: its pool size instead of ``CELERY_WORKER_CONCURRENCY``)."""
+        environment."""
         log = self.var / f"worker-{time.monotonic_ns()}.log"
         worker = subprocess.Popen(
             [
@@ -186,8 +186,7 @@ class Stack:
                 "-A",
                 "config",
                 "worker",
-                "--pool=threads",  # as make run's worker
-                f"--concurrency={extra_env.pop('CONCURRENCY', self.env.get('CELERY_WORKER_CONCURRENCY', '1'))}",
+                "--pool=threads",  # as make run's worker; its pool size: CELERY_WORKER_CONCURRENCY (one per core)
                 "--queues=scoring,celery",
                 "--loglevel=INFO",
                 "--without-gossip",
@@ -466,10 +465,10 @@ def main() -> int:
         report["worker_peak_rss_mb"] = peak_rss_mb(stack.workers[0].pid)
 
         if args.scale_out:
-            print(f"scale-out: {len(images)} uploads, two workers of one thread each…", flush=True)
+            print(f"scale-out: {len(images)} uploads, two worker processes of one task each…", flush=True)
             stack.stop_workers()
             for _ in range(2):
-                stack.start_worker(VIGIL_TORCH_THREADS="1", CONCURRENCY="1")
+                stack.start_worker(CELERY_WORKER_CONCURRENCY="1")
             report["two_workers"] = full_speed(30_000)
 
         print(f"upload API alone: {args.api_uploads} 1-megapixel JPEGs…", flush=True)
@@ -568,7 +567,7 @@ def print_report(report: dict) -> None:
         two = report["two_workers"]
         rows.append(
             (
-                "two workers, full speed (routed/s)",
+                "two worker processes (routed/s)",
                 f"{two['routed_per_s']:.2f}",
                 f"{two['routed_per_s'] / f['routed_per_s']:.2f} × one worker",
             )

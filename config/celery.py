@@ -18,8 +18,12 @@ def _warm_model(**kwargs) -> None:
     Workers for other queues (webhooks, training) never load it here."""
     if "scoring" not in app.amqp.queues.consume_from:
         return
-    from moderation.worker import warm_up
+    from django.conf import settings
 
+    from moderation.worker import pool_started, warm_up
+
+    if kwargs.get("pool_size") is None:  # a prefork child: its siblings share the cores
+        pool_started(settings.CELERY_WORKER_CONCURRENCY)
     warm_up()
 
 
@@ -30,7 +34,10 @@ def _warm_model_for_threads(sender, **kwargs) -> None:
     from celery.concurrency.thread import TaskPool
 
     if isinstance(getattr(sender, "pool", None), TaskPool):
-        _warm_model()
+        from moderation.worker import pool_started
+
+        pool_started(sender.concurrency)  # its tasks' threads share this process's cores
+        _warm_model(pool_size=sender.concurrency)
 
 
 @worker_ready.connect

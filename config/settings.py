@@ -9,6 +9,7 @@ servers with ``DATABASE_URL`` and ``CELERY_BROKER_URL``. See README.md for every
 from __future__ import annotations
 
 import ipaddress
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -268,7 +269,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1, minimum=1)
+# Tasks a worker runs at once (make run's worker: threads sharing one loaded model), by default one
+# per core: with VIGIL_TORCH_THREADS unset each model call then gets one thread (moderation/worker.py).
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", len(os.sched_getaffinity(0)), minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Periodic tasks live in the database (django-celery-beat), so admins edit schedules in the admin.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -352,7 +355,8 @@ VIGIL_STORAGE_SWEEP_GRACE_SECONDS = env_int("VIGIL_STORAGE_SWEEP_GRACE_SECONDS",
 VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS = env_int("VIGIL_STORAGE_SWEEP_INTERVAL_SECONDS", 3600, minimum=60)
 # Registered model weights (copied here by `register_model`); shared storage when workers run on several machines.
 VIGIL_MODEL_DIR = Path(env_str("VIGIL_MODEL_DIR", str(VAR_DIR / "models")))
-VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)  # 0: one per core
+# Threads per model call; 0: a worker's cores divided among its pool (elsewhere every core).
+VIGIL_TORCH_THREADS = env_int("VIGIL_TORCH_THREADS", 0, minimum=0)
 # INT8 quantization (moderation/services/quantization.py). Registering a model version (a checkpoint,
 # or the baseline at first install) also registers its int8 sibling unless this is 0.
 VIGIL_QUANTIZE_AT_REGISTRATION = env_bool("VIGIL_QUANTIZE_AT_REGISTRATION", True)

@@ -18,6 +18,7 @@ from django.conf import settings
 from moderation.ml.loading import FINETUNED_ARCHITECTURE, Classifier, build_classifier
 from moderation.ml.serving import serving_paths
 from moderation.models import ModelVersion
+from moderation.worker import intra_op_threads
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def classifier_for(model_version: ModelVersion) -> Classifier:
         if classifier is not None:
             _loaded.move_to_end(key)
         else:
-            classifier = load_classifier(model_version, threads=settings.VIGIL_TORCH_THREADS or None)
+            classifier = load_classifier(model_version, threads=intra_op_threads())
             while len(_loaded) >= MAX_LOADED:
                 _loaded.popitem(last=False)
             _loaded[key] = classifier
