@@ -112,7 +112,71 @@ def peak_rss_mb(pid: int) -> float:
     return best
 
 
-def post(url: str, token: str, data: bytes, name: str) -> int:
+def _process_tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                queue += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (threads included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _named(*names: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the stack between :meth:`start` and :meth:`stop`: the HTTP
+    client (this process), the web processes, the workers, PostgreSQL and the broker."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def _groups(self) -> dict[str, list[int]]:
+        return {
+            "client (this bench)": [os.getpid()],
+            "web": _process_tree(self.stack.web.pid),
+            "worker": [pid for worker in self.stack.workers for pid in _process_tree(worker.pid)],
+            "database": _named("postgres"),
+            "broker": _named("redis-server"),
+        }
+
+    def start(self) -> None:
+        self.before = {name: _cpu_seconds(pids) for name, pids in self._groups().items()}
+
+    def stop(self, routed: int) -> dict[str, float]:
+        """Milliseconds of CPU per routed upload, by part."""
+        after = {name: _cpu_seconds(pids) for name, pids in self._groups().items()}
+        return {name: 1000 * (after[name] - self.before[name]) / max(1, routed) for name in after}
+
+
+def multipart(data: bytes, name: str) -> tuple[bytes, str]:
+    """The request body of an upload and its content type."""
     boundary = secrets.token_hex(16)
     body = (
         (
@@ -122,10 +186,12 @@ def post(url: str, token: str, data: bytes, name: str) -> int:
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post(url: str, token: str, body: bytes, content_type: str) -> int:
     request = urllib.request.Request(
-        url,
-        data=body,
-        headers={"Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        url, data=body, headers={"Authorization": f"Token {token}", "Content-Type": content_type}
     )
     with urllib.request.urlopen(request, timeout=120) as response:
         return response.status
@@ -417,22 +483,37 @@ def main() -> int:
         url = f"http://127.0.0.1:{stack.port}/api/v1/uploads/"
 
         def submit(item) -> str:
-            index, (size, data) = item
-            post(url, token, data, f"{index}-{size}.jpg")
+            """Post one upload; ``item``: (index, (size, data)), or (index, (body, content type))
+            already encoded (:func:`encoded`), so the timed phases spend no client CPU on it."""
+            index, (first, second) = item
+            body, content_type = (first, second) if isinstance(first, bytes) else multipart(second, f"{index}.jpg")
+            post(url, token, body, content_type)
             return str(index)
+
+        def encoded(offset: int, items: list[tuple[str, bytes]]) -> list[tuple[int, tuple[bytes, str]]]:
+            return [(offset + i, multipart(data, f"{offset + i}-{size}.jpg")) for i, (size, data) in enumerate(items)]
 
         from moderation.models import Upload
 
         def full_speed(offset: int) -> dict:
             before = set(Upload.objects.values_list("pk", flat=True))
+            bodies = encoded(offset, images)
+            meter = CpuMeter(stack)
+            meter.start()
             started = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(submit, ((offset + i, image) for i, image in enumerate(images))))
+                list(pool.map(submit, bodies))
             posted = time.perf_counter() - started
             ids = [str(pk) for pk in Upload.objects.exclude(pk__in=before).values_list("pk", flat=True)]
             wait_routed(ids, timeout=1800)
             elapsed = time.perf_counter() - started
-            return {"uploads": len(ids), "seconds": elapsed, "posting_s": posted, "routed_per_s": len(ids) / elapsed}
+            return {
+                "uploads": len(ids),
+                "seconds": elapsed,
+                "posting_s": posted,
+                "routed_per_s": len(ids) / elapsed,
+                "cpu_ms_per_upload": meter.stop(len(ids)),
+            }
 
         print(f"full speed: {len(images)} uploads…", flush=True)
         report["full_speed"] = full_speed(0)
@@ -474,7 +555,7 @@ def main() -> int:
         print(f"upload API alone: {args.api_uploads} 1-megapixel JPEGs…", flush=True)
         stack.stop_workers()
         one_mp = [(s, d) for s, d in images if s == "1MP"]
-        batch = [(20_000 + i, one_mp[i % len(one_mp)]) for i in range(args.api_uploads)]
+        batch = encoded(20_000, [one_mp[i % len(one_mp)] for i in range(args.api_uploads)])
         before = set(Upload.objects.values_list("pk", flat=True))
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
@@ -583,6 +664,12 @@ def print_report(report: dict) -> None:
 
     for name, value, note in rows:
         print(f"{name:40} {value:>9}  {note}")
+    cpu = f["cpu_ms_per_upload"]
+    print(
+        "CPU per routed upload at full speed (ms): "
+        + ", ".join(f"{name} {ms:.0f}" for name, ms in cpu.items())
+        + f"; {sum(cpu.values()):.0f} in all ({1000 * (os.cpu_count() or 1) / f['routed_per_s']:.0f} available)"
+    )
     acc = report.get("accuracy")
     if acc:
         print_accuracy(acc)
