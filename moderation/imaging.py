@@ -28,6 +28,9 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 EXIF_ORIENTATION = 0x0112
 DISPLAY_FORMAT = "WEBP"
+# Pillow's own choice for thumbnails: 29 ms against Lanczos's 44 ms from 2000x1500 to 1024 px (of a
+# derivative's 81 ms), a difference a moderator does not see at display size.
+DISPLAY_RESAMPLE = Image.Resampling.BICUBIC
 DISPLAY_CONTENT_TYPE = "image/webp"
 NOT_AN_IMAGE = "The file is not a JPEG, PNG, WebP or GIF image."
 
@@ -149,7 +152,7 @@ def display_webp(data: bytes, *, max_side: int, frame: int = 0) -> bytes:
     with _open(data) as image:
         still = frame == 0 and frame_count(image) == 1
         rgb = load_rgb(image, min_side=max_side) if still else frame_at(image, frame)
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        rgb.thumbnail((max_side, max_side), DISPLAY_RESAMPLE)
         display = io.BytesIO()
         rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=1)  # 3x faster than 4, 15 % larger
         return display.getvalue()
@@ -161,7 +164,7 @@ def video_still_webp(data: bytes, *, at: float, max_side: int) -> bytes:
     from media.video import frame_at_time
 
     rgb = frame_at_time(io.BytesIO(data), at)
-    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    rgb.thumbnail((max_side, max_side), DISPLAY_RESAMPLE)
     display = io.BytesIO()
     rgb.save(display, format=DISPLAY_FORMAT, quality=85, method=1)
     return display.getvalue()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from moderation.imaging import display_webp, video_still_webp
 from moderation.models import Upload
@@ -102,6 +104,25 @@ def frame_webp(*, upload: Upload, index: int) -> bytes:
     if upload.kind != Upload.Kind.VIDEO and not 0 <= index < upload.frames:
         raise DisplayUnavailable(f"the image has no frame {index}")  # a video's: sampled_time says
     return _webp(upload, index)
+
+
+CATCH_UP_WINDOW = timedelta(minutes=15)
+
+
+def displays_catch_up(*, limit: int) -> int:
+    """Make the derivatives a busy worker put off (a batch routes first: services/scoring.py):
+    up to ``limit`` queued uploads routed in the last :data:`CATCH_UP_WINDOW` that have none, most
+    recent first. Called by a worker that found no other upload waiting to be scored; one indexed
+    query when there is nothing to do. Older ones, and audit samples, get theirs on first view."""
+    since = timezone.now() - CATCH_UP_WINDOW
+    missing = list(
+        Upload.objects.filter(updated_at__gte=since, status=Upload.Status.QUEUED, display="").order_by("-updated_at")[
+            :limit
+        ]
+    )
+    for upload in missing:
+        display_prepare(upload=upload)
+    return len(missing)
 
 
 def display_prepare(*, upload: Upload) -> None:

@@ -23,7 +23,7 @@ from moderation.classifiers import classifier_for
 from moderation.imaging import perceptual_hash
 from moderation.models import KnownImage, ModelVersion, Score, ThresholdPolicy, Upload
 from moderation.routing import Route, RoutingOutcome, route_scores
-from moderation.services.display import display_prepare
+from moderation.services.display import display_prepare, displays_catch_up
 from moderation.services.frame_scoring import FramesScored, frames_score, stills_score
 from moderation.services.intake import UndecodableImage, scoring_enqueue
 from moderation.services.known_images import known_image_matches
@@ -214,7 +214,9 @@ def upload_score(*, upload_id: uuid.UUID | str, worker: str | None = None) -> Sc
         with leases_kept_alive(upload_ids=leased, owner=owner):
             if companions:
                 return _batch_score_and_route(upload, companions)
-            return _score_and_route(upload)
+            result = _score_and_route(upload)
+        displays_catch_up(limit=settings.VIGIL_SCORING_BATCH_SIZE)  # nothing else waits to be scored
+        return result
     finally:
         uploads_lease_release(upload_ids=leased, owner=owner)  # nothing left to release once routed
         if companions:
@@ -295,7 +297,9 @@ def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringR
             except Exception as exc:
                 results[member.pk] = _attempt_failed(member, exc)
                 continue
-            results[member.pk] = _route_and_follow(member, score, policy=policy, shadows=shadows)
+            # Uploads are waiting to be scored: their routing comes before display derivatives,
+            # made once the backlog is gone (displays_catch_up) or on first view.
+            results[member.pk] = _route_and_follow(member, score, policy=policy, shadows=shadows, display=False)
         except Exception as exc:
             if member.pk == upload.pk:
                 own_error = exc
@@ -328,14 +332,20 @@ def _attempt_failed(upload: Upload, exc: Exception) -> ScoringResult:
 
 
 def _route_and_follow(
-    upload: Upload, score: Score, *, policy: ThresholdPolicy | None = None, shadows: list[ModelVersion] | None = None
+    upload: Upload,
+    score: Score,
+    *,
+    policy: ThresholdPolicy | None = None,
+    shadows: list[ModelVersion] | None = None,
+    display: bool = True,
 ) -> ScoringResult:
-    """Route a scored upload; then its display derivative (when humans will look) and shadow scores."""
+    """Route a scored upload; then its display derivative (when humans will look, unless
+    ``display`` is false) and shadow scores."""
     routed = upload_route(upload=upload, score=score, policy=policy)
     if not routed:
         upload.refresh_from_db(fields=["status"])
         return ScoringResult(upload.pk, upload.status, routed_now=False)
-    if routed.for_humans:
+    if routed.for_humans and display:
         display_prepare(upload=upload)  # ready before a moderator opens it
     scores_create_shadow(upload=upload, shadows=shadows)
     return ScoringResult(upload.pk, upload.status, routed_now=True)

@@ -220,3 +220,25 @@ def test_a_worker_that_dies_mid_batch_leaves_each_upload_to_be_scored_alone(uplo
         assert upload_score(upload_id=upload.pk).routed_now
     assert model_calls == [1, 1, 1, 1]
     assert set(Upload.objects.values_list("lease_interruptions", flat=True)) == {1}
+
+
+def test_a_batch_routes_first_and_the_derivatives_follow_once_nothing_waits(uploader, admin_user):
+    """While uploads wait to be scored, a batch puts off the display derivatives of the uploads it
+    queued; the next task that finds nothing else waiting makes them."""
+    from moderation.services.policies import policy_create
+
+    queue_everything = {
+        "weapon": {"approve_below": 0.0, "reject_from": 1.0},
+        "nudity": {"approve_below": 0.0, "reject_from": 1.0},
+    }
+    policy_create(thresholds=queue_everything, reason="test", created_by=admin_user)
+    batch = _uploads(uploader, 3)
+
+    upload_score(upload_id=batch[0].pk)
+
+    assert set(Upload.objects.filter(pk__in=[u.pk for u in batch]).values_list("status", "display")) == {("queued", "")}
+    lone = make_upload(uploader, photo_jpeg("rocket", quality=71))
+    upload_score(upload_id=lone.pk)  # scored alone (nothing else waiting), then catches up
+    for upload in [*batch, lone]:
+        upload.refresh_from_db()
+        assert upload.display.name.endswith(".webp")
