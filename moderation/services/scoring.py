@@ -215,7 +215,9 @@ def upload_score(*, upload_id: uuid.UUID | str, worker: str | None = None) -> Sc
             if companions:
                 return _batch_score_and_route(upload, companions)
             result = _score_and_route(upload)
-        displays_catch_up(limit=settings.VIGIL_SCORING_BATCH_SIZE)  # nothing else waits to be scored
+        # Nothing else waits to be scored: one derivative a batch put off (as much time as a queued
+        # upload's own derivative took before batching, so an upload arriving now waits no longer).
+        displays_catch_up(limit=1)
         return result
     finally:
         uploads_lease_release(upload_ids=leased, owner=owner)  # nothing left to release once routed

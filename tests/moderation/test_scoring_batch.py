@@ -237,8 +237,10 @@ def test_a_batch_routes_first_and_the_derivatives_follow_once_nothing_waits(uplo
     upload_score(upload_id=batch[0].pk)
 
     assert set(Upload.objects.filter(pk__in=[u.pk for u in batch]).values_list("status", "display")) == {("queued", "")}
-    lone = make_upload(uploader, photo_jpeg("rocket", quality=71))
-    upload_score(upload_id=lone.pk)  # scored alone (nothing else waiting), then catches up
-    for upload in [*batch, lone]:
+    for quality in (71, 72, 73):  # each lone upload, scored with nothing else waiting, makes one more
+        lone = make_upload(uploader, photo_jpeg("rocket", quality=quality))
+        upload_score(upload_id=lone.pk)
+        assert Upload.objects.get(pk=lone.pk).display.name.endswith(".webp")
+    for upload in batch:
         upload.refresh_from_db()
         assert upload.display.name.endswith(".webp")
