@@ -107,6 +107,7 @@ def frame_webp(*, upload: Upload, index: int) -> bytes:
 
 
 CATCH_UP_WINDOW = timedelta(minutes=15)
+CATCH_UP_TRIES = 4
 
 
 def displays_catch_up(*, limit: int) -> int:
@@ -115,14 +116,17 @@ def displays_catch_up(*, limit: int) -> int:
     recent first. Called by a worker that found no other upload waiting to be scored; one indexed
     query when there is nothing to do. Older ones, and audit samples, get theirs on first view."""
     since = timezone.now() - CATCH_UP_WINDOW
-    missing = list(
-        Upload.objects.filter(updated_at__gte=since, status=Upload.Status.QUEUED, display="").order_by("-updated_at")[
-            :limit
-        ]
-    )
+    # A few more than asked: one whose original cannot be read must not keep the others waiting.
+    missing = Upload.objects.filter(updated_at__gte=since, status=Upload.Status.QUEUED, display="").order_by(
+        "-updated_at"
+    )[: CATCH_UP_TRIES * limit]
+    made = 0
     for upload in missing:
         display_prepare(upload=upload)
-    return len(missing)
+        made += bool(upload.display)
+        if made >= limit:
+            break
+    return made
 
 
 def display_prepare(*, upload: Upload) -> None:

@@ -244,3 +244,18 @@ def test_a_batch_routes_first_and_the_derivatives_follow_once_nothing_waits(uplo
     for upload in batch:
         upload.refresh_from_db()
         assert upload.display.name.endswith(".webp")
+
+
+def test_a_derivative_that_cannot_be_made_does_not_hold_up_the_others(uploader, media_root):
+    from moderation.services.display import displays_catch_up
+    from tests.factories import route_with
+
+    readable = route_with(make_upload(uploader, photo_jpeg("coffee")), {"weapon": 0.1})
+    broken = route_with(make_upload(uploader, photo_jpeg("chelsea")), {"weapon": 0.1})  # the most recent
+    (media_root / broken.original.name).unlink()
+    assert {readable.status, broken.status} == {"queued"}
+
+    assert displays_catch_up(limit=1) == 1
+
+    assert Upload.objects.get(pk=readable.pk).display.name.endswith(".webp")
+    assert Upload.objects.get(pk=broken.pk).display.name == ""
