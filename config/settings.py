@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "metrics",
     "feedback",
     "integrations",
+    "hashes",
     "django_celery_beat",
     "pgtrigger",
     "axes",
@@ -383,6 +384,14 @@ VIGIL_METRICS_MAX_STALENESS = env_int("VIGIL_METRICS_MAX_STALENESS", 60, minimum
 VIGIL_THRESHOLD_MIN_LABELS = env_int("VIGIL_THRESHOLD_MIN_LABELS", 30, minimum=1)
 # A new upload within this many bits (pHash, 0-7) of a human-rejected image is auto-rejected.
 VIGIL_KNOWN_IMAGE_DISTANCE = env_int("VIGIL_KNOWN_IMAGE_DISTANCE", 4, minimum=0)
+# PDQ (hashes/): two pictures whose 256-bit PDQ hashes differ in at most this many bits are the same
+# picture (31 is the industry's usual cut; the index finds every match up to 31, so no more).
+VIGIL_PDQ_DISTANCE = env_int("VIGIL_PDQ_DISTANCE", 31, minimum=0, maximum=31)
+# A PDQ hash of quality below this (a flat or nearly blank picture) matches too much to act on.
+VIGIL_PDQ_MIN_QUALITY = env_int("VIGIL_PDQ_MIN_QUALITY", 50, minimum=0, maximum=100)
+# Decide once: a moderator's decision on a queued still image applies to at most this many near
+# copies of it waiting in the queue (the rest stay for the next decision).
+VIGIL_GROUP_DECISION_MAX = env_int("VIGIL_GROUP_DECISION_MAX", 500, minimum=1)
 # Retraining (feedback/services/retrain.py): run when this many new human labels exist.
 VIGIL_RETRAIN_MIN_LABELS = env_int("VIGIL_RETRAIN_MIN_LABELS", 500, minimum=1)
 VIGIL_RETRAIN_BACKBONE = env_str("VIGIL_RETRAIN_BACKBONE", "efficientnet_lite2")

@@ -1,0 +1,54 @@
+"""Find PDQ-hashed rows near a hash, through the chunk index (:func:`hashes.pdq.chunk_probes`).
+
+On PostgreSQL the full 256-bit distance is computed in the query (``bit_count`` over the chunks'
+XOR), so only matches leave the database; elsewhere (the embedded SQLite default) the candidates'
+distances are computed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from hashes.models import HashEntry, PdqIndexed
+from hashes.pdq import CHUNKS, MAX_INDEXED_DISTANCE, chunk_probes, chunks, hamming
+
+Row = TypeVar("Row", bound=PdqIndexed)
+
+
+@dataclass(frozen=True)
+class Near(Generic[Row]):
+    row: Row
+    distance: int
+
+
+def pdq_near(queryset: QuerySet[Row], pdq: str, max_distance: int | None = None) -> list[Near[Row]]:
+    """Rows of ``queryset`` whose hash is within ``max_distance`` bits of ``pdq`` (default
+    ``VIGIL_PDQ_DISTANCE``; at most 31, what the index finds whole), nearest first."""
+    max_distance = settings.VIGIL_PDQ_DISTANCE if max_distance is None else max_distance
+    max_distance = min(max_distance, MAX_INDEXED_DISTANCE)
+    if max_distance < 0:
+        return []
+    index = Q()
+    for position, values in enumerate(chunk_probes(pdq)):
+        index |= Q(**{f"b{position}__in": values})
+    candidates = queryset.filter(index)
+    if connections[queryset.db].vendor == "postgresql":
+        sql = " + ".join(f"bit_count((b{i} # %s)::bit(16))" for i in range(CHUNKS))
+        distance = RawSQL(sql, chunks(pdq))  # integers only, as parameters
+        rows = candidates.annotate(pdq_distance=distance).filter(pdq_distance__lte=max_distance)
+        found = [Near(row, row.pdq_distance) for row in rows]
+    else:
+        found = [Near(row, d) for row in candidates if (d := hamming(pdq, row.pdq)) <= max_distance]
+    return sorted(found, key=lambda near: (near.distance, near.row.pk))
+
+
+def list_matches(pdq: str, max_distance: int | None = None) -> list[Near[HashEntry]]:
+    """Entries of enabled hash lists near ``pdq``, nearest first, each with its list."""
+    entries = HashEntry.objects.filter(hash_list__enabled=True).select_related("hash_list")
+    return pdq_near(entries, pdq, max_distance)
