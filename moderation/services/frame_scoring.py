@@ -16,11 +16,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from PIL import Image
 
+from hashes.pdq import PdqHash, pdq_compute
 from media.frames import Frame, batched, frames_to_score
 from media.video import FrameSampler
 from moderation.imaging import ALLOWED_FORMATS, perceptual_hash
@@ -44,6 +45,8 @@ class FramesScored:
     times: list[float] | None = None
     covered: bool | None = None  # a video: whether the sampler scanned all of it (FrameSampler.covered)
     whys: list[str] | None = None  # a video: why each frame was sampled ("sample" or "scene")
+    hashes: list[tuple[int, PdqHash]] = field(default_factory=list)  # each scored frame's PDQ hash
+    unhashed: int = 0  # scored frames whose PDQ hash could not be computed (never auto-approved)
 
     @property
     def category_scores(self) -> dict[str, float]:
@@ -87,6 +90,31 @@ def _decoded_frames(data: bytes, min_side: int) -> Iterator[Frame]:
         raise UndecodableImage(f"the stored original cannot be decoded ({type(exc).__name__})") from None
 
 
+def frame_hash(frame: Frame) -> PdqHash | None:
+    """The PDQ hash of a decoded frame, or None if the hasher failed on it (logged: routing then
+    leaves the upload to a human rather than approve a picture no hash list was checked for)."""
+    try:
+        return pdq_compute(frame.image)
+    except Exception:
+        logger.exception("the PDQ hash of frame %d could not be computed", frame.index)
+        return None
+
+
+class _FrameHashes:
+    """The PDQ hashes of the frames scored so far (and how many could not be hashed)."""
+
+    def __init__(self) -> None:
+        self.hashes: list[tuple[int, PdqHash]] = []
+        self.unhashed = 0
+
+    def add(self, frame: Frame) -> None:
+        hashed = frame_hash(frame)
+        if hashed is None:
+            self.unhashed += 1
+        else:
+            self.hashes.append((frame.index, hashed))
+
+
 class _VideoFrames:
     """A video's sampled frames (:class:`media.video.FrameSampler`, scanning when the video's
     pixels fit ``VIGIL_VIDEO_SCAN_MAX_MEGAPIXELS``), numbered in order, with each one's time and
@@ -126,17 +154,20 @@ def frames_score(
 ) -> FramesScored:
     """Score every frame :func:`media.frames.frames_to_score` picks (a video's: those
     :func:`media.video.sample_frames` picks), in batches. ``on_first_frame`` sees frame 0 before
-    it is scored (the pHash is computed from it). ``stop_at`` (a policy's thresholds): a video
-    stops after the batch where a frame reaches a category's ``reject_from`` (it will be rejected
-    whatever the rest shows)."""
+    it is scored (the pHash is computed from it); every scored frame's PDQ hash is computed from
+    the same decode. ``stop_at`` (a policy's thresholds): a video stops after the batch where a
+    frame reaches a category's ``reject_from`` (it will be rejected whatever the rest shows)."""
     started = time.perf_counter()
     data = original_decode(upload, lambda stored: stored)  # a missing file: UndecodableImage
     video = upload.kind == Upload.Kind.VIDEO
     frames = _VideoFrames(data) if video else _decoded_frames(data, classifier.min_decode_side)
     per_frame: list[tuple[int, dict[str, float]]] = []
+    hashes = _FrameHashes()
     for batch in batched(frames, SCORING_BATCH):
         if not per_frame and on_first_frame is not None:
             on_first_frame(batch[0].image)
+        for frame in batch:
+            hashes.add(frame)
         scores = classifier.predict([f.image for f in batch])
         per_frame += zip((frame.index for frame in batch), scores, strict=True)
         if video and stop_at and any(_rejecting(s, stop_at) for s in scores):
@@ -145,9 +176,18 @@ def frames_score(
         raise UndecodableImage("the stored video has no frame to score")
     seconds = time.perf_counter() - started
     if not video:
-        return FramesScored(per_frame, upload.frames > 1, seconds)
+        return FramesScored(per_frame, upload.frames > 1, seconds, hashes=hashes.hashes, unhashed=hashes.unhashed)
     kept = len(per_frame)
-    return FramesScored(per_frame, True, seconds, frames.times[:kept], frames.covered, frames.whys[:kept])
+    return FramesScored(
+        per_frame,
+        True,
+        seconds,
+        frames.times[:kept],
+        frames.covered,
+        frames.whys[:kept],
+        hashes=hashes.hashes,
+        unhashed=hashes.unhashed,
+    )
 
 
 @dataclass(frozen=True)
@@ -166,17 +206,22 @@ class StillScored:
 
 def stills_score(*, uploads: list[Upload], classifier: Classifier) -> list[StillScored]:
     """Score the still images ``uploads`` in one model call: each is read and decoded on its own
-    (its pHash computed from the decode, set on ``upload.phash``), then the decoded pictures go
+    (its pHash computed from the decode, set on ``upload.phash``, and its PDQ hash, returned with
+    its scores), then the decoded pictures go
     through the classifier together. Each result's ``seconds`` is its own decode plus the batch's
     model time (what the upload waited for)."""
     results: dict[uuid.UUID, StillScored] = {}
     decoded: list[tuple[Upload, Image.Image, float]] = []
+    hashes: dict[uuid.UUID, _FrameHashes] = {}
     for upload in uploads:
         started = time.perf_counter()
         try:
             data = original_decode(upload, lambda stored: stored)
-            image = next(_decoded_frames(data, classifier.min_decode_side)).image
+            frame = next(_decoded_frames(data, classifier.min_decode_side))
+            image = frame.image
             upload.phash = perceptual_hash(image)
+            hashes[upload.pk] = _FrameHashes()
+            hashes[upload.pk].add(frame)
         except UndecodableImage as exc:
             results[upload.pk] = StillScored(upload, undecodable=exc)
             continue
@@ -189,7 +234,11 @@ def stills_score(*, uploads: list[Upload], classifier: Classifier) -> list[Still
             results[upload.pk] = StillScored(upload, error=outcome)
         else:
             scores, model_seconds = outcome
-            results[upload.pk] = StillScored(upload, FramesScored([(0, scores)], False, decode_seconds + model_seconds))
+            hashed = hashes[upload.pk]
+            scored = FramesScored(
+                [(0, scores)], False, decode_seconds + model_seconds, hashes=hashed.hashes, unhashed=hashed.unhashed
+            )
+            results[upload.pk] = StillScored(upload, scored)
     return [results[upload.pk] for upload in uploads]
 
 

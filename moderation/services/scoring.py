@@ -18,6 +18,13 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from PIL import Image
 
+from hashes.services.matching import (
+    hash_matches_record,
+    lists_outcome,
+    upload_hashes_store,
+    upload_hashes_stored,
+    upload_list_matches,
+)
 from media.video import sampling_interval
 from moderation.classifiers import classifier_for
 from moderation.imaging import perceptual_hash
@@ -111,13 +118,19 @@ def _sparse_video_to_humans(upload: Upload, score: Score, outcome: RoutingOutcom
     )
 
 
-def upload_route(*, upload: Upload, score: Score, policy: ThresholdPolicy | None = None) -> Routed:
-    """Route a pending upload by the current policy (storing the pHash the worker computed). Falsy
-    if it was no longer pending."""
+def upload_route(
+    *, upload: Upload, score: Score, policy: ThresholdPolicy | None = None, scored: FramesScored | None = None
+) -> Routed:
+    """Route a pending upload by the current policy, the hash lists and the images humans rejected
+    (storing the pHash and the frames' PDQ hashes the worker computed: ``scored``, or what an
+    earlier attempt stored). Falsy if it was no longer pending."""
     policy = policy or policy_current()
     outcome = _sparse_video_to_humans(upload, score, route_scores(score.category_scores, policy.thresholds))
+    hashes = scored.hashes if scored is not None else upload_hashes_stored(upload_id=upload.pk)
+    matches = upload_list_matches(hashes=hashes)
+    outcome = lists_outcome(outcome, matches, unhashed=scored.unhashed if scored is not None else 0)
     known_bad = known_image_matches(phash=upload.phash, label=KnownImage.Label.HARMFUL)
-    if known_bad:
+    if known_bad and outcome.route != Route.REJECT:
         nearest = known_bad[0]
         outcome = RoutingOutcome(
             Route.REJECT,
@@ -144,6 +157,9 @@ def upload_route(*, upload: Upload, score: Score, policy: ThresholdPolicy | None
         )
         if changed != 1:
             return Routed(changed=False)
+        if scored is not None:
+            upload_hashes_store(upload_id=upload.pk, hashes=scored.hashes)
+        hash_matches_record(upload_id=upload.pk, matches=matches)
         upload.status = outcome.route.value
         return Routed(changed=True, for_humans=_announce(upload.pk))
 
@@ -272,7 +288,7 @@ def _score_and_route(upload: Upload) -> ScoringResult:
         return _undecodable(upload, exc)
     except Exception as exc:
         return _attempt_failed(upload, exc)
-    return _route_and_follow(upload, score)
+    return _route_and_follow(upload, score, scored=scored)
 
 
 def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringResult:
@@ -301,7 +317,9 @@ def _batch_score_and_route(upload: Upload, companions: list[Upload]) -> ScoringR
                 continue
             # Uploads are waiting to be scored: their routing comes before display derivatives,
             # made once the backlog is gone (displays_catch_up) or on first view.
-            results[member.pk] = _route_and_follow(member, score, policy=policy, shadows=shadows, display=False)
+            results[member.pk] = _route_and_follow(
+                member, score, policy=policy, shadows=shadows, display=False, scored=still.scored
+            )
         except Exception as exc:
             if member.pk == upload.pk:
                 own_error = exc
@@ -340,10 +358,11 @@ def _route_and_follow(
     policy: ThresholdPolicy | None = None,
     shadows: list[ModelVersion] | None = None,
     display: bool = True,
+    scored: FramesScored | None = None,
 ) -> ScoringResult:
     """Route a scored upload; then its display derivative (when humans will look, unless
     ``display`` is false) and shadow scores."""
-    routed = upload_route(upload=upload, score=score, policy=policy)
+    routed = upload_route(upload=upload, score=score, policy=policy, scored=scored)
     if not routed:
         upload.refresh_from_db(fields=["status"])
         return ScoringResult(upload.pk, upload.status, routed_now=False)
