@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
 from accounts.roles import Role, user_has_role
+from hashes.models import UploadHash
 from moderation.models import Upload
 
 
 def uploads_visible_to(user: AbstractBaseUser) -> QuerySet[Upload]:
     """Moderators see every upload; anyone else only their own."""
-    uploads = Upload.objects.select_related("score__model_version")
+    uploads = Upload.objects.select_related("score__model_version").prefetch_related(
+        Prefetch("pdq_hashes", queryset=UploadHash.objects.filter(frame=0)), "hash_matches"
+    )
     if user_has_role(user, Role.MODERATOR):
         return uploads
     return uploads.filter(submitter=user)

@@ -19,6 +19,20 @@ class FrameScores(serializers.Serializer):
     category_scores = serializers.DictField(child=serializers.FloatField())
 
 
+class PdqOutput(serializers.Serializer):
+    hash = serializers.CharField(help_text="PDQ, 64 hex digits (the format ThreatExchange and HMA share).")
+    quality = serializers.IntegerField(help_text="0-100; below VIGIL_PDQ_MIN_QUALITY (50) no list acts on it.")
+
+
+class HashMatchOutput(serializers.Serializer):
+    list = serializers.CharField(source="list_name", help_text="The hash list's name when it matched.")
+    action = serializers.ChoiceField(choices=["reject", "queue", "tag"])
+    category = serializers.CharField()
+    labels = serializers.CharField()
+    distance = serializers.IntegerField(help_text="PDQ bits apart (at most VIGIL_PDQ_DISTANCE, 31).")
+    frame = serializers.IntegerField(help_text="The upload's frame that matched (0: a still image).")
+
+
 class UploadOutput(serializers.ModelSerializer):
     decided_by = serializers.SerializerMethodField()
     harmful_score = serializers.SerializerMethodField()
@@ -35,6 +49,10 @@ class UploadOutput(serializers.ModelSerializer):
         help_text="Animated images and videos: each scored frame's scores (a video's with its time)."
     )
     decision = serializers.SerializerMethodField()
+    pdq = serializers.SerializerMethodField(
+        help_text="The PDQ hash of the first scored frame, once the worker has scored it; null before."
+    )
+    hash_matches = HashMatchOutput(many=True, read_only=True, help_text="Hash-list entries the upload matched.")
 
     class Meta:
         model = Upload
@@ -50,6 +68,8 @@ class UploadOutput(serializers.ModelSerializer):
             "worst_time",
             "scored_frames",
             "decision",
+            "pdq",
+            "hash_matches",
             "external_id",
             "source_url",
             "metadata",
@@ -93,6 +113,11 @@ class UploadOutput(serializers.ModelSerializer):
             {"index": f["index"], **({"time": f["time"]} if "time" in f else {}), "category_scores": f["scores"]}
             for f in upload.score.frames
         ]
+
+    @extend_schema_field(PdqOutput(allow_null=True))
+    def get_pdq(self, upload: Upload) -> dict | None:
+        first = next((h for h in upload.pdq_hashes.all() if h.frame == 0), None)
+        return {"hash": first.pdq, "quality": first.quality} if first else None
 
     def get_decision(self, upload: Upload) -> dict | None:
         if not upload.is_final:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
@@ -79,6 +80,7 @@ def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
             "data": UploadOutput(upload).data,
             "frames": scored_frames(upload),
             "video": video_timeline(upload),
+            "pdq_min_quality": settings.VIGIL_PDQ_MIN_QUALITY,
         },
     )
 

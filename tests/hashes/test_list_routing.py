@@ -158,3 +158,21 @@ def test_a_listed_picture_in_a_video_is_found_in_its_sampled_frames(uploader, ap
     match = HashMatch.objects.get(upload=upload)
     assert match.frame > 0 and match.list_name == "video"
     assert UploadHash.objects.filter(upload=upload).count() >= 2
+
+
+def test_the_api_and_the_upload_page_show_the_hash_and_the_match(uploader, moderator, approve_everything, client):
+    from rest_framework.test import APIClient
+
+    _listed("shown", "queue", photo("coffee"), category="violence")
+    upload = _scored(make_upload(uploader, photo_jpeg("coffee", quality=75)))
+    api = APIClient()
+    api.force_authenticate(moderator)
+
+    body = api.get(f"/api/v1/uploads/{upload.pk}/").json()
+
+    assert body["pdq"]["hash"] == UploadHash.objects.get(upload=upload).pdq and body["pdq"]["quality"] >= 50
+    [match] = body["hash_matches"]
+    assert (match["list"], match["action"], match["category"], match["frame"]) == ("shown", "queue", "violence", 0)
+    client.force_login(moderator)
+    page = client.get(f"/uploads/{upload.pk}/").content.decode()
+    assert body["pdq"]["hash"] in page and "<strong>shown</strong> (violence)" in page
