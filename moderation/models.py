@@ -343,7 +343,8 @@ class ModelEvent(models.Model):
 
 
 class Change(models.Model):
-    """A change to what routes uploads: the active model, the shadow set or the threshold policy.
+    """A change to what routes uploads: the active model, the shadow set, the threshold policy or a
+    hash list that acts on uploads (kind ``policy``, action ``hash_list``).
     Admins see each one in a banner until they acknowledge it; platforms hear of it by webhook
     (``model.changed`` / ``policy.changed``). Rows are only ever added."""
 
@@ -360,6 +361,7 @@ class Change(models.Model):
         RESTORED = "restored", "Policy restored by a rollback"
         REROUTED = "rerouted", "Queue re-routed"
         TILING = "tiling", "Model tiling changed"
+        HASH_LIST = "hash_list", "Hash list changed"
 
     kind = models.CharField(max_length=6, choices=Kind.choices)
     action = models.CharField(max_length=14, choices=Action.choices)
