@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from moderation.services.categories import categories_active
 from reviews.models import Decision, ModeratorPreferences, ReviewRound
@@ -32,6 +33,25 @@ class DecisionForm(forms.Form):
         if data.get("label") == Decision.Label.SAFE:
             data["category"] = ""
         return data
+
+
+class GroupDecisionForm(DecisionForm):
+    """One decision for the picture and the near copies the page showed (``members``: their round
+    ids, comma-separated, from a hidden input)."""
+
+    members = forms.CharField(max_length=20_000, widget=forms.HiddenInput)
+    confirmed_unrevealed = None  # audits, the only rounds that ask for it, are never grouped
+
+    def clean_members(self) -> list[int]:
+        parts = [part.strip() for part in self.cleaned_data["members"].split(",") if part.strip()]
+        if not parts:
+            raise forms.ValidationError("No near copies were shown with this picture; decide it alone.")
+        if not all(part.isdigit() for part in parts):
+            raise forms.ValidationError("Near copies are given as review round numbers, separated by commas.")
+        cap = settings.VIGIL_GROUP_DECISION_MAX - 1
+        if len(parts) > cap:
+            raise forms.ValidationError(f"A group decision takes at most {cap} near copies; got {len(parts)}.")
+        return list(dict.fromkeys(int(part) for part in parts))
 
 
 class BulkDecisionForm(forms.Form):

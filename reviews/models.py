@@ -127,6 +127,9 @@ class Decision(models.Model):
     revealed = models.BooleanField(
         null=True, blank=True, help_text="The moderator unblurred the image before deciding (null: not recorded)."
     )
+    # Decide once (services/group_decisions.py): the decisions one keystroke made on a picture and
+    # its near copies waiting in the queue share this id; each is still its own decision. Null: alone.
+    group = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

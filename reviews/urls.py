@@ -14,6 +14,7 @@ urlpatterns = [
     path("counts/", views.counts, name="counts"),
     path("r/<int:round_id>/", views.round_review, name="round"),
     path("r/<int:round_id>/decide", views.round_decide, name="decide"),
+    path("r/<int:round_id>/decide-group", views.round_decide_group, name="decide_group"),
     path("r/<int:round_id>/skip", views.round_skip, name="skip"),
     path("r/<int:round_id>/lease", views.round_renew_lease, name="lease"),
     path("decisions/", views_decisions.decisions, name="decisions"),

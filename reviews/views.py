@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,8 +23,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import moderator_required
 from accounts.roles import Role, user_has_role
 from moderation.selectors import scored_frames, video_timeline
-from reviews.forms import BulkDecisionForm, DecisionForm, PreferencesForm, QueueFilterForm, category_choices
+from reviews.forms import (
+    BulkDecisionForm,
+    DecisionForm,
+    GroupDecisionForm,
+    PreferencesForm,
+    QueueFilterForm,
+    category_choices,
+)
 from reviews.models import ReviewRound
+from reviews.selectors.copies import round_near_copies
 from reviews.selectors.history import preferences_for, similar_decisions
 from reviews.selectors.queue import Ordering, QueueFilters, queue_counts, queue_page_rounds
 from reviews.selectors.stats import moderator_stats
@@ -41,13 +50,15 @@ from reviews.services.decisions import (
     RevealRequired,
     category_default,
     decision_create,
-    decision_undo,
+    decision_undo_entry,
     decisions_create_many,
     decisions_recent,
     overrules_auto_reject,
 )
+from reviews.services.group_decisions import decisions_create_group
 
 SKIPPED = "review_skipped"
+COPIES_SHOWN = 12  # thumbnails of near copies on the review page (the group decides them all)
 
 
 def _slice(request: HttpRequest) -> tuple[QueueFilterForm, QueueFilters, Ordering, str]:
@@ -116,6 +127,8 @@ def _last_decision(request: HttpRequest):
 def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: DecisionForm, *, status: int = 200):
     upload = round_.upload
     prefs = preferences_for(request.user)
+    holds = round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN
+    copies = round_near_copies(round_=round_, moderator=request.user) if holds else []
     return render(
         request,
         "reviews/round.html",
@@ -133,7 +146,13 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
             "video": video_timeline(upload),
             "recent": decisions_recent(moderator=request.user),
             "undo_depth": UNDO_DEPTH,
-            "holds": round_.claimed_by_id == request.user.pk and round_.status == ReviewRound.Status.OPEN,
+            "holds": holds,
+            "copies": copies,
+            "copies_shown": copies[:COPIES_SHOWN],
+            "copy_ids": ",".join(str(r.pk) for r in copies),
+            "copies_more": max(len(copies) - COPIES_SHOWN, 0),
+            "pdq_bits": settings.VIGIL_PDQ_DISTANCE,
+            "matches": list(upload.hash_matches.all()),
             "needs_reveal": overrules_auto_reject(round_, upload),
             "heartbeat": lease_heartbeat_seconds(),
         },
@@ -188,6 +207,38 @@ def round_decide(request: HttpRequest, round_id: int) -> HttpResponse:
 
 @moderator_required
 @require_POST
+def round_decide_group(request: HttpRequest, round_id: int) -> HttpResponse:
+    """One decision for the picture and the near copies the page showed (decide once)."""
+    _, _, _, query = _slice(request)
+    form = GroupDecisionForm(request.POST)
+    if not form.is_valid():
+        rounds = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter")
+        round_ = rounds.filter(pk=round_id).first()
+        if round_ is None:
+            return redirect(_next_url(query))
+        return _round_page(request, round_, query, form, status=400)
+    data = dict(form.cleaned_data)
+    try:
+        result = decisions_create_group(
+            round_id=round_id, member_ids=data.pop("members"), moderator=request.user, **data
+        )
+    except DecisionConflict as exc:
+        messages.warning(request, str(exc))
+        return redirect(_next_url(query))
+    label, category = data["label"], data["category"]
+    copies = len(result.members)
+    messages.success(
+        request,
+        f"Marked {label}{f' ({category})' if category else ''}: this picture and {copies} near "
+        f"cop{'y' if copies == 1 else 'ies'}, each its own decision. Backspace undoes them all.",
+    )
+    if result.skipped:
+        messages.warning(request, f"{len(result.skipped)} left for later: {result.skipped_summary}.")
+    return redirect(_next_url(query))
+
+
+@moderator_required
+@require_POST
 def round_skip(request: HttpRequest, round_id: int) -> HttpResponse:
     _, _, _, query = _slice(request)
     round_release(round_id=round_id, moderator=request.user)
@@ -213,10 +264,17 @@ def undo(request: HttpRequest) -> HttpResponse:
     raw = request.POST.get("decision", "")
     to_grid = request.POST.get("then") == "grid"
     try:
-        round_ = decision_undo(moderator=request.user, decision_id=int(raw) if raw.isdigit() else None)
+        undone = decision_undo_entry(moderator=request.user, decision_id=int(raw) if raw.isdigit() else None)
     except DecisionConflict as exc:
         messages.warning(request, str(exc))
         return redirect(_with_query(reverse("reviews:grid"), query) if to_grid else _next_url(query))
+    round_ = undone.round
+    if undone.others:
+        copies = f"{undone.others} near cop{'y' if undone.others == 1 else 'ies'}"
+        messages.info(request, f"Group decision undone, with {copies}: they are held for you to decide again.")
+    for why in sorted(set(undone.left)):
+        count = undone.left.count(why)
+        messages.warning(request, f"{count} of the group left as decided: {why}")
     if to_grid:  # the reopened round is held for you, so the grid shows it first
         messages.info(request, "Decision undone. The image is back in your grid.")
         return redirect(_with_query(reverse("reviews:grid"), query))
@@ -235,6 +293,7 @@ def grid(request: HttpRequest) -> HttpResponse:
     prefs = preferences_for(request.user)
     status = 200
     held = rounds_claim(moderator=request.user, filters=filters, ordering=ordering, limit=prefs.grid_size)
+    prefetch_related_objects(held, "upload__hash_matches")
     bulk = BulkDecisionForm(request.POST or None, round_ids=[r.pk for r in held])
     if request.method == "POST":
         if bulk.is_valid():

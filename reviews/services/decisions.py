@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from moderation.models import Upload
@@ -23,7 +25,7 @@ from reviews.models import Decision, QueueSettings, ReviewRound
 from reviews.services.claims import lease_until
 from reviews.services.rounds import round_open
 
-UNDO_DEPTH = 10  # a moderator's last ten decisions stay editable
+UNDO_DEPTH = 10  # a moderator's last ten decisions (a group decision is one) stay editable
 
 
 class DecisionConflict(Exception):
@@ -75,9 +77,11 @@ def decision_create(
     time_spent_ms: int | None = None,
     revealed: bool | None = None,
     confirmed_unrevealed: bool = False,
+    group: UUID | None = None,
 ) -> Decision:
     """Record ``moderator``'s label on the round they hold and finish the upload. ``revealed``
-    records whether they unblurred the image (None: not known).
+    records whether they unblurred the image (None: not known); ``group`` is the id a group
+    decision gives each of its decisions (``services/group_decisions.py``).
 
     Raises :class:`DecisionConflict` if the round is closed or held by someone else, and
     :class:`RevealRequired` for an approval of an automatic reject (an audit) made without
@@ -129,6 +133,7 @@ def decision_create(
             upload_decided_by_before=upload.decided_by,
             time_spent_ms=time_spent_ms,
             revealed=revealed,
+            group=group,
         )
         known_image_record(upload=upload, label=label, labelled_by=moderator)
         if (
@@ -193,17 +198,66 @@ def decisions_create_many(
 
 def decisions_recent(*, moderator: AbstractBaseUser) -> list[Decision]:
     """The moderator's last :data:`UNDO_DEPTH` standing decisions, newest first: the ones they may
-    undo. Undone ones take no place among them."""
-    return list(
-        Decision.objects.filter(moderator=moderator, round__status=ReviewRound.Status.DECIDED)
-        .select_related("round", "upload")
-        .order_by("-created_at", "-id")[:UNDO_DEPTH]
-    )
+    undo. Undone ones take no place among them. A group decision is one entry, however many
+    pictures it decided (else a group of 50 would push every other decision out): its first
+    standing decision (the picture the moderator looked at), with ``group_size`` the number of its
+    decisions still standing. Every entry carries ``group_size`` (1 for a decision alone)."""
+    standing = Decision.objects.filter(moderator=moderator, round__status=ReviewRound.Status.DECIDED)
+    entries = _undo_entries(standing)
+    groups = [key for key in entries if isinstance(key, UUID)]
+    sizes = {}
+    if groups:
+        for row in standing.filter(group__in=groups).values("group").annotate(first=Min("id"), n=Count("id")):
+            sizes[row["group"]] = (row["first"], row["n"])
+    ids = [sizes[key][0] if isinstance(key, UUID) else key for key in entries]
+    rows = {d.pk: d for d in standing.filter(pk__in=ids).select_related("round", "upload")}
+    recent = [rows[pk] for pk in ids]
+    for decision in recent:
+        decision.group_size = sizes[decision.group][1] if decision.group else 1
+    return recent
+
+
+def _undo_entries(standing: QuerySet[Decision]) -> list[int | UUID]:
+    """The newest :data:`UNDO_DEPTH` entries: a decision's id, or a group's id for all of its
+    decisions. Read a page at a time, so a few large groups cost a few reads of two columns."""
+    newest = standing.order_by("-created_at", "-id").values_list("pk", "group")
+    entries: list[int | UUID] = []
+    offset, page = 0, 200
+    while True:
+        rows = list(newest[offset : offset + page])
+        for pk, group in rows:
+            key = pk if group is None else group
+            if key in entries:
+                continue
+            if len(entries) == UNDO_DEPTH:
+                return entries
+            entries.append(key)
+        if len(rows) < page:
+            return entries
+        offset += page
+
+
+@dataclass
+class Undone:
+    """What an undo did: ``round`` is the reopened round to decide again (the picture the
+    moderator looked at, for a group); ``others`` the further group decisions undone with it;
+    ``left`` why the rest of the group could not be undone."""
+
+    round: ReviewRound
+    others: int = 0
+    left: list[str] = field(default_factory=list)
 
 
 def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None) -> ReviewRound:
     """Take back one of the moderator's last :data:`UNDO_DEPTH` decisions (the newest standing one
-    when ``decision_id`` is None).
+    when ``decision_id`` is None); see :func:`decision_undo_entry`. Returns the round to decide again."""
+    return decision_undo_entry(moderator=moderator, decision_id=decision_id).round
+
+
+def decision_undo_entry(*, moderator: AbstractBaseUser, decision_id: int | None = None) -> Undone:
+    """Take back one of the moderator's last :data:`UNDO_DEPTH` entries (the newest when
+    ``decision_id`` is None): a decision, or a group decision, whose standing decisions are each
+    undone (those someone reviewed since are left, and said why).
 
     The Decision row stays (it is append-only): its round becomes ``undone``, the upload returns to
     the state it had before, and a new round of the same kind opens, already claimed by the
@@ -215,14 +269,36 @@ def decision_undo(*, moderator: AbstractBaseUser, decision_id: int | None = None
             raise DecisionConflict("Nothing to undo.")
         decision = recent[0]
     else:
-        decision = next((d for d in recent if d.pk == decision_id), None)
+        mine = Decision.objects.filter(pk=decision_id, moderator=moderator).select_related("round").first()
+        decision = next(
+            (d for d in recent if d.pk == decision_id or (mine and d.group and d.group == mine.group)), None
+        )
         if decision is None:
-            mine = Decision.objects.filter(pk=decision_id, moderator=moderator).select_related("round").first()
             if mine is not None and mine.round.status == ReviewRound.Status.UNDONE:
                 raise DecisionConflict("That decision was already undone.")
             raise DecisionConflict(
                 f"Only your last {UNDO_DEPTH} decisions can be undone; reopen older ones from My decisions."
             )
+    if decision.group is None:
+        return Undone(round=_undo(decision, moderator))
+    members = (
+        Decision.objects.filter(moderator=moderator, group=decision.group, round__status=ReviewRound.Status.DECIDED)
+        .exclude(pk=decision.pk)
+        .select_related("round")
+        .order_by("id")
+    )
+    reopened, left = [], []
+    for member in [decision, *members]:
+        try:
+            reopened.append(_undo(member, moderator))
+        except DecisionConflict as exc:
+            left.append(str(exc))
+    if not reopened:
+        raise DecisionConflict(left[0])
+    return Undone(round=reopened[0], others=len(reopened) - 1, left=left)
+
+
+def _undo(decision: Decision, moderator: AbstractBaseUser) -> ReviewRound:
     now = timezone.now()
     with transaction.atomic():
         upload = (

@@ -1,7 +1,7 @@
-// One-at-a-time review, keyboard first: a approve, x reject, 1-9 category, space skip,
-// backspace undo, r reveal, ? shortcuts. Each decision submits once; time on the item is sent,
-// and whether the image was unblurred. Approving an automatic reject (an audit) waits for a
-// reveal or the "approve without looking" box.
+// One-at-a-time review, keyboard first: a approve, x reject (with shift: with every near copy the
+// page shows), 1-9 category, space skip, backspace undo, r reveal, ? shortcuts. Each decision
+// submits once; time on the item is sent, and whether the image was unblurred. Approving an
+// automatic reject (an audit) waits for a reveal or the "approve without looking" box.
 (function () {
   var form = document.getElementById("decision-form");
   var skip = document.getElementById("skip-form");
@@ -41,7 +41,13 @@
     });
   }
   function decide(label) {
-    if (form) submitOnce(form, form.querySelector("button[value=" + label + "]"));
+    if (form) submitOnce(form, form.querySelector("button[value=" + label + "]:not([data-group-decide])"));
+  }
+  // Shift+a / Shift+x: the picture and its near copies (only where the page shows a group). Caps
+  // Lock without shift gives "A", which decides nothing, as before.
+  function decideGroup(label) {
+    var button = form && form.querySelector("button[data-group-decide][value=" + label + "]");
+    if (button) submitOnce(form, button);
   }
   function chooseCategory(index) {
     var radios = form ? form.querySelectorAll("input[name=category]") : [];
@@ -49,6 +55,11 @@
   }
 
   vigilKeys(function (event) {
+    var lower = event.key.toLowerCase();
+    if (event.shiftKey && (lower === "a" || lower === "x")) {
+      decideGroup(lower === "a" ? "safe" : "harmful");
+      return true;
+    }
     switch (event.key) {
       case "a": decide("safe"); return true;
       case "x": decide("harmful"); return true;
