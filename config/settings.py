@@ -227,7 +227,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"uploads": env_str("VIGIL_UPLOAD_THROTTLE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": env_str("VIGIL_UPLOAD_THROTTLE", "6000/min"),
+        "hash_match": env_str("VIGIL_HASH_MATCH_THROTTLE", "6000/min"),
+    },
     "EXCEPTION_HANDLER": "moderation.apis.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

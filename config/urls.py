@@ -37,6 +37,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/webhook/", include("integrations.api_urls")),
+    path("api/v1/hashes/", include("hashes.api_urls")),
     path("api/v1/", include("moderation.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

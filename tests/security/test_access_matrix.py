@@ -174,6 +174,12 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "get",
         {"anonymous": 401, "uploader": 200, "other_uploader": 404, "moderator": 200, "admin": 200, "api_client": 404},
     ),
+    # Platforms and the team may ask whether a picture is on a hash list; plain uploaders may not.
+    # No input: a 400, once allowed.
+    "api-hash-match": (
+        "post",
+        {"anonymous": 401, "uploader": 403, "other_uploader": 403, "moderator": 400, "admin": 400, "api_client": 400},
+    ),
     # Webhook registration belongs to API clients; signed-in people have none.
     "api-webhook": (
         "get",
