@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -20,6 +21,7 @@ from hashes.models import HashEntry, HashList, HashMatch, chunk_fields
 from hashes.pdq import InvalidPdq, pdq_parse
 from hashes.services.lists import (
     HashFileRefused,
+    hash_list_change_record,
     hash_list_delete,
     hash_list_export,
     hash_list_import,
@@ -100,7 +102,12 @@ class HashListAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: HashList, form, change: bool) -> None:
         if not change:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                hash_list_change_record(hash_list=obj, what="created", actor=request.user)
+            elif changed := [f for f in ("name", "action", "enabled", "category") if f in form.changed_data]:
+                hash_list_change_record(hash_list=obj, what=f"changed ({', '.join(changed)})", actor=request.user)
 
     # A list may hold a million entries: Django's delete page would list each one and its cascade
     # would load them all, so the page shows counts and the delete goes a batch at a time.
@@ -112,11 +119,11 @@ class HashListAdmin(admin.ModelAdmin):
         return summary, {"hash lists": len(lists), "hash entries": entries}, perms_needed, []
 
     def delete_model(self, request: HttpRequest, obj: HashList) -> None:
-        hash_list_delete(hash_list=obj)
+        hash_list_delete(hash_list=obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         for hash_list in queryset:
-            hash_list_delete(hash_list=hash_list)
+            hash_list_delete(hash_list=hash_list, actor=request.user)
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -136,7 +143,10 @@ class HashListAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 counts = hash_list_import(
-                    hash_list=hash_list, data=form.cleaned_data["file"], fmt=form.cleaned_data["format"]
+                    hash_list=hash_list,
+                    data=form.cleaned_data["file"],
+                    fmt=form.cleaned_data["format"],
+                    actor=request.user,
                 )
             except HashFileRefused as exc:
                 errors = exc.errors

@@ -23,8 +23,9 @@ from django.db.models import Max, OuterRef, Subquery
 
 from hashes.formats import FORMATS, ExportRow, HashRow, LineError, lines_write, rows_parse
 from hashes.models import HashEntry, HashList, UploadHash, chunk_fields
-from moderation.models import Upload
+from moderation.models import Change, Upload
 from moderation.services.categories import category_keys
+from moderation.services.changes import change_record
 
 BATCH_SIZE = 5000
 ERRORS_SHOWN = 20
@@ -79,8 +80,26 @@ def hash_list_create(
         raise ValidationError(f"Unknown category {category!r}: one of {', '.join(keys)}.")
     if HashList.objects.filter(name=name).exists():
         raise ValidationError(f"A hash list named {name!r} exists already.")
-    return HashList.objects.create(
-        name=name, action=action, category=category, description=description, enabled=enabled, created_by=created_by
+    with transaction.atomic():
+        hash_list = HashList.objects.create(
+            name=name, action=action, category=category, description=description, enabled=enabled, created_by=created_by
+        )
+        hash_list_change_record(hash_list=hash_list, what="created", actor=created_by)
+    return hash_list
+
+
+def hash_list_change_record(*, hash_list: HashList, what: str, actor: AbstractBaseUser | None = None) -> Change:
+    """Put a change to a hash list in the change log (kind policy, action ``hash_list``): a list
+    acts on uploads as a policy does, so admins see the change in the banner and platforms hear of
+    it (``policy.changed``). Call inside the transaction that made the change."""
+    state = f"{hash_list.get_action_display().lower()}{'' if hash_list.enabled else ', disabled'}"
+    if hash_list.category:
+        state += f", category {hash_list.category}"
+    return change_record(
+        kind=Change.Kind.POLICY,
+        action=Change.Action.HASH_LIST,
+        summary=f"Hash list \u201c{hash_list.name}\u201d {what} ({state})",
+        actor=actor,
     )
 
 
@@ -115,6 +134,7 @@ def hash_list_import(
     data: str | bytes | IO | Iterable[str],
     fmt: str = "auto",
     batch_size: int = BATCH_SIZE,
+    actor: AbstractBaseUser | None = None,
 ) -> ImportCounts:
     """Add the hashes of a file (``data``: its text, bytes, an open file or lines) to
     ``hash_list``, in batches of ``batch_size``; hashes the list holds already are left as they
@@ -154,6 +174,8 @@ def hash_list_import(
         elif batch:
             counts = _batch_store(hash_list, batch, before)
             added, present, repeated = added + counts[0], present + counts[1], repeated + counts[2]
+        if added and not error_count:
+            hash_list_change_record(hash_list=hash_list, what=f"took {added} new hashes from a file", actor=actor)
     if error_count:
         raise HashFileRefused(errors, error_count)
     return ImportCounts(added=added, already_present=present, repeated=repeated)
@@ -228,7 +250,7 @@ def _check_format(fmt: str) -> None:
         raise ValidationError(f"Unknown format {fmt!r}: one of {', '.join(FORMATS)}.")
 
 
-def hash_list_delete(*, hash_list: HashList) -> int:
+def hash_list_delete(*, hash_list: HashList, actor: AbstractBaseUser | None = None) -> int:
     """Delete a list and its entries, a batch at a time (Django's cascade would load a
     million-entry list whole); the matches it made stay, naming it. Returns the entries deleted."""
     from hashes.models import HashMatch
@@ -238,5 +260,6 @@ def hash_list_delete(*, hash_list: HashList) -> int:
         HashMatch.objects.filter(hash_list=hash_list).update(hash_list=None, entry=None)
         while ids := list(HashEntry.objects.filter(hash_list=hash_list).values_list("id", flat=True)[:BATCH_SIZE]):
             deleted += HashEntry.objects.filter(id__in=ids).delete()[1].get(HashEntry._meta.label, 0)
+        hash_list_change_record(hash_list=hash_list, what=f"deleted with its {deleted} hashes", actor=actor)
         hash_list.delete()
     return deleted

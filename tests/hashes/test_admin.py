@@ -105,3 +105,30 @@ def test_only_staff(client, moderator, industry, name):
     client.force_login(moderator)
     response = client.get(reverse(name, args=args))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_every_change_to_a_list_is_in_the_change_log_and_reaches_platforms(staff, admin_user, industry):
+    from accounts.services import api_client_create
+    from integrations.models import WebhookDelivery
+    from moderation.models import Change
+
+    client, _ = api_client_create(name="platform")
+    client.webhook_url = "https://platform.example/hook"
+    client.save(update_fields=["webhook_url"])
+    change_url = reverse("admin:hashes_hashlist_change", args=[industry.pk])
+    form = {"name": "industry", "description": "", "action": "queue", "category": "weapon", "enabled": ""}
+
+    assert staff.post(change_url, form).status_code == 302
+    assert staff.post(reverse("admin:hashes_hashlist_delete", args=[industry.pk]), {"post": "yes"}).status_code == 302
+
+    summaries = list(Change.objects.filter(action="hash_list").order_by("id").values_list("summary", "actor"))
+    assert [s for s, _ in summaries] == [
+        "Hash list \u201cindustry\u201d created (reject automatically, category weapon)",
+        "Hash list \u201cindustry\u201d took 2 new hashes from a file (reject automatically, category weapon)",
+        "Hash list \u201cindustry\u201d changed (action, enabled) (queue for a human, with a banner, disabled, "
+        "category weapon)",
+        "Hash list \u201cindustry\u201d deleted with its 2 hashes (queue for a human, with a banner, disabled, "
+        "category weapon)",
+    ]
+    assert [actor for _, actor in summaries[2:]] == [admin_user.pk, admin_user.pk]
+    assert WebhookDelivery.objects.filter(client=client, event="policy.changed").count() == 2

@@ -176,3 +176,24 @@ def test_the_api_and_the_upload_page_show_the_hash_and_the_match(uploader, moder
     client.force_login(moderator)
     page = client.get(f"/uploads/{upload.pk}/").content.decode()
     assert body["pdq"]["hash"] in page and "<strong>shown</strong> (violence)" in page
+
+
+@pytest.mark.parametrize("fmt", ["pdq", "hma"])
+def test_a_list_imported_from_a_file_acts_on_a_matching_upload(uploader, approve_everything, tmp_path, fmt):
+    from django.core.management import call_command
+
+    listed = pdq_compute(photo("motorcycle")).hex
+    path = tmp_path / f"list.{fmt}"
+    if fmt == "pdq":
+        path.write_text(f"# shared by a partner\n{listed.upper()} weapon partner-42\n")
+    else:
+        path.write_text(f"{listed},1234567890,987,2026-11-30T10:00:00+0000,weapon partner-42\n")
+
+    call_command("hashlist_import", str(path), "--list=partner", "--create", "--action=reject", "--category=weapon")
+    copy = photo("motorcycle").resize((500, 337), Image.Resampling.LANCZOS)
+    upload = _scored(make_upload(uploader, encode(copy, "WEBP", quality=60)))
+
+    assert upload.status == Upload.Status.REJECTED and "partner" in upload.status_reason
+    match = HashMatch.objects.get(upload=upload)
+    assert match.pdq == listed and match.labels == "weapon partner-42"
+    assert match.entry.source_id == ("1234567890" if fmt == "hma" else "")
