@@ -19,12 +19,12 @@ class FrameScores(serializers.Serializer):
     category_scores = serializers.DictField(child=serializers.FloatField())
 
 
-class PdqOutput(serializers.Serializer):
+class UploadPdqOutput(serializers.Serializer):
     hash = serializers.CharField(help_text="PDQ, 64 hex digits (the format ThreatExchange and HMA share).")
     quality = serializers.IntegerField(help_text="0-100; below VIGIL_PDQ_MIN_QUALITY (50) no list acts on it.")
 
 
-class HashMatchOutput(serializers.Serializer):
+class UploadHashMatchOutput(serializers.Serializer):
     list = serializers.CharField(source="list_name", help_text="The hash list's name when it matched.")
     action = serializers.ChoiceField(choices=["reject", "queue", "tag"])
     category = serializers.CharField()
@@ -52,7 +52,7 @@ class UploadOutput(serializers.ModelSerializer):
     pdq = serializers.SerializerMethodField(
         help_text="The PDQ hash of the first scored frame, once the worker has scored it; null before."
     )
-    hash_matches = HashMatchOutput(many=True, read_only=True, help_text="Hash-list entries the upload matched.")
+    hash_matches = UploadHashMatchOutput(many=True, read_only=True, help_text="Hash-list entries the upload matched.")
 
     class Meta:
         model = Upload
@@ -114,7 +114,7 @@ class UploadOutput(serializers.ModelSerializer):
             for f in upload.score.frames
         ]
 
-    @extend_schema_field(PdqOutput(allow_null=True))
+    @extend_schema_field(UploadPdqOutput(allow_null=True))
     def get_pdq(self, upload: Upload) -> dict | None:
         first = next((h for h in upload.pdq_hashes.all() if h.frame == 0), None)
         return {"hash": first.pdq, "quality": first.quality} if first else None
