@@ -124,6 +124,9 @@ class HashMatchApi(APIView):
             raise ValidationError({"image": ["Send the image as a file in a multipart form."]})
         serializer = self.HashMatchInputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
+        if not {"pdq", "image"} & serializer.validated_data.keys():  # a blank form field is dropped, not refused
+            field = "pdq" if "pdq" in data else "image"
+            raise ValidationError({field: ["This field may not be blank."]})
         max_distance = serializer.validated_data.get("max_distance", settings.VIGIL_PDQ_DISTANCE)
         if "pdq" in serializer.validated_data:
             pdq, quality = serializer.validated_data["pdq"], None

@@ -115,6 +115,8 @@ def test_a_flat_image_is_low_quality_and_not_matched(api, settings):
         ({"pdq": A, "max_distance": 32}, "json", "max_distance", "less than or equal to 31"),
         ({"pdq": A, "max_distance": -1}, "json", "max_distance", "greater than or equal to 0"),
         ({"pdq": A, "max_distance": "far"}, "multipart", "max_distance", "A valid integer is required."),
+        ({"pdq": ""}, "multipart", "pdq", "This field may not be blank."),  # found by schemathesis: was a 500
+        ({"pdq": "\n"}, "multipart", "pdq", "This field may not be blank."),
     ],
 )
 def test_bad_input_is_a_400_with_a_message(api, data, fmt, field, message):

@@ -92,6 +92,10 @@ MATRIX: dict[str, tuple[str, dict[str, int]]] = {
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 400, "admin": 400, "api_client": 302},
     ),
+    "reviews:decide_group": (
+        "post",
+        {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 400, "admin": 400, "api_client": 302},
+    ),
     "reviews:skip": (
         "post",
         {"anonymous": 302, "uploader": 403, "other_uploader": 403, "moderator": 302, "admin": 302, "api_client": 302},
