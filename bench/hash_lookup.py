@@ -424,8 +424,8 @@ def main() -> int:
     held_own, _ = real_hashes([str(p) for p in held_photos], 0, args.seed)
     real = list(dict.fromkeys(real_all))  # unique, in order
     rng.shuffle(real)
-    keep_own = set(own.values())
-    real = [*keep_own, *(h for h in real if h not in keep_own)][:real_target]
+    keep_own = set(own.values())  # every photo's own hash is stored (the re-encoded queries look for it)
+    real = [*dict.fromkeys(own.values()), *(h for h in real if h not in keep_own)][:real_target]
     random_part = [h for h in random_balanced(_np_rng(args.seed), args.hashes - len(real)) if h not in keep_own]
     stored = real + random_part
     report["corpus"] = {
@@ -543,7 +543,7 @@ def main() -> int:
 
         # The baseline: a full scan computing every distance, its result checked against the index's.
         naive_queries = [
-            queries["stored real, 0-31 bits flipped"][31],
+            queries["stored real, 0-31 bits flipped"][min(31, args.queries - 1)],  # 31 bits off, when there
             queries["photo re-encoded + resized"][0],
             queries["random (nothing stored)"][0],
             *queries["stored random, 0-31 bits flipped"][: max(0, args.naive_runs - 3)],
