@@ -24,7 +24,11 @@ Times, warm, each query through ``list_matches`` (the ORM, rows materialised):
 and, as the baseline in the same run, a full scan computing every row's distance in SQL. Every
 query's result is checked against a brute-force scan in NumPy of the rows read back from the
 table, the full-scan baseline's results against the index's; prints the table and index sizes,
-the load time and a summary of ``EXPLAIN (ANALYZE, BUFFERS)`` of one lookup. Writes JSON (``--out``).
+the load time and a summary of ``EXPLAIN (ANALYZE, BUFFERS)`` of one lookup.
+
+Then (``--uploads``, 0 to skip) as many uploads, one in ten queued, each with an ``UploadHash``, and
+``pdq_near`` among the hashes of queued uploads only (a join, as the review queue's grouping
+looks them up), checked the same way. Writes JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -249,53 +253,69 @@ def reencoded(source: str, rng: random.Random) -> str:
 # --- the table -----------------------------------------------------------------------------------
 
 
-def schema(cursor) -> dict:
+def schema(cursor, table: str = TABLE) -> dict:
     """The table's indexes and constraints, by name, with their definitions."""
-    cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1", [TABLE])
+    cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1", [table])
     indexes = dict(cursor.fetchall())
     cursor.execute(
         "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint"
         " WHERE conrelid = %s::regclass ORDER BY 1",
-        [TABLE],
+        [table],
     )
     constraints = {name: (kind, definition) for name, kind, definition in cursor.fetchall()}
     return {"indexes": indexes, "constraints": constraints}
 
 
-def copy_rows(cursor, rows: Iterator[tuple[str, int, str]]) -> None:
-    """COPY (pdq, chunk columns, list, source id) rows in, in batches of text."""
+ENTRY_COLUMNS = ["pdq", *(f"b{i}" for i in range(16)), "hash_list_id", "labels", "source_id", "added_at"]
+UPLOAD_HASH_COLUMNS = ["pdq", *(f"b{i}" for i in range(16)), "upload_id", "frame", "quality"]
+
+
+def entry_lines(rows: list[tuple[str, int, str]]) -> Iterator[str]:
+    """COPY text of (pdq, list, source id) rows, in :data:`ENTRY_COLUMNS`."""
     from hashes.pdq import chunks
 
-    columns = ["pdq", *(f"b{i}" for i in range(16)), "hash_list_id", "labels", "source_id", "added_at"]
-    sql = f"COPY {TABLE} ({', '.join(columns)}) FROM STDIN"
-    with cursor.cursor.copy(sql) as copy:
-        lines: list[str] = []
-        for pdq, list_id, source_id in rows:
-            chunk_text = "\t".join(map(str, chunks(pdq)))
-            lines.append(f"{pdq}\t{chunk_text}\t{list_id}\tbench\t{source_id}\t2026-12-07 00:00:00+00\n")
-            if len(lines) >= 50_000:
-                copy.write("".join(lines))
-                lines.clear()
-        if lines:
-            copy.write("".join(lines))
+    for pdq, list_id, source_id in rows:
+        chunk_text = "\t".join(map(str, chunks(pdq)))
+        yield f"{pdq}\t{chunk_text}\t{list_id}\tbench\t{source_id}\t2026-12-07 00:00:00+00\n"
 
 
-def load(cursor, rows: list[tuple[str, int, str]]) -> dict:
-    """Load ``rows`` with the secondary indexes and constraints off, then put back exactly what the
-    migrations made (checked). Returns the seconds each step took."""
-    before = schema(cursor)
+def upload_hash_lines(rows: list[tuple[str, str]]) -> Iterator[str]:
+    """COPY text of (pdq, upload id) rows: frame 0, quality 80, in :data:`UPLOAD_HASH_COLUMNS`."""
+    from hashes.pdq import chunks
+
+    for pdq, upload_id in rows:
+        yield f"{pdq}\t{chr(9).join(map(str, chunks(pdq)))}\t{upload_id}\t0\t80\n"
+
+
+def copy_rows(cursor, table: str, columns: list[str], lines: Iterator[str]) -> None:
+    """COPY text lines in, in batches."""
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= 50_000:
+                copy.write("".join(batch))
+                batch.clear()
+        if batch:
+            copy.write("".join(batch))
+
+
+def load(cursor, lines: Iterator[str], table: str = TABLE, columns: list[str] = ENTRY_COLUMNS) -> dict:
+    """COPY ``lines`` into ``table`` with its secondary indexes and constraints off, then put back
+    exactly what the migrations made (checked). Returns the seconds each step took."""
+    before = schema(cursor, table)
     constraint_indexes = {name for name, (kind, _) in before["constraints"].items() if kind in "pu"}
     cursor.execute("SET synchronous_commit = off")
     cursor.execute("SET maintenance_work_mem = '256MB'")
     for name, (kind, _) in before["constraints"].items():
         if kind in "uf":
-            cursor.execute(f'ALTER TABLE {TABLE} DROP CONSTRAINT "{name}"')
+            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name in before["indexes"]:
         if name not in constraint_indexes:
             cursor.execute(f'DROP INDEX "{name}"')
     timings = {}
     started = time.perf_counter()
-    copy_rows(cursor, iter(rows))
+    copy_rows(cursor, table, columns, lines)
     timings["copy_s"] = time.perf_counter() - started
     started = time.perf_counter()
     for name, definition in before["indexes"].items():
@@ -303,12 +323,12 @@ def load(cursor, rows: list[tuple[str, int, str]]) -> dict:
             cursor.execute(definition)
     for name, (kind, definition) in before["constraints"].items():
         if kind in "uf":
-            cursor.execute(f'ALTER TABLE {TABLE} ADD CONSTRAINT "{name}" {definition}')
+            cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     timings["indexes_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    cursor.execute(f"VACUUM ANALYZE {TABLE}")
+    cursor.execute(f"VACUUM ANALYZE {table}")
     timings["vacuum_analyze_s"] = time.perf_counter() - started
-    after = schema(cursor)
+    after = schema(cursor, table)
     if after != before:
         raise SystemExit(f"the loaded table's indexes differ from the migrations':\n{before}\n{after}")
     timings["schema"] = {"indexes": len(after["indexes"]), "constraints": len(after["constraints"])}
@@ -336,22 +356,35 @@ class _Captured(Exception):
     pass
 
 
-def lookup_sql(connection, pdq: str) -> tuple[str, tuple]:
-    """The SQL and parameters ``list_matches`` sends for ``pdq``, caught before it is run."""
+def lookup_sql(connection, pdq: str, lookup=None) -> tuple[str, tuple]:
+    """The SQL and parameters ``lookup`` (``list_matches``) sends for ``pdq``, caught before it is run."""
     from hashes.selectors import list_matches
 
+    lookup = lookup or list_matches
     captured = []
 
     def capture(execute, sql, params, many, context):
+        if "bit_count" not in sql:  # the lookup's own settings
+            return execute(sql, params, many, context)
         captured.append((sql, params))
         raise _Captured
 
     try:
         with connection.execute_wrapper(capture):
-            list_matches(pdq)
+            lookup(pdq)
     except _Captured:
         pass
     return captured[0]
+
+
+def explain(connection, sql: str, params) -> str:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of a lookup's SQL, run as ``pdq_near`` runs it (no parallel workers)."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', true)")
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def explain_summary(plan: str) -> dict:
@@ -361,6 +394,7 @@ def explain_summary(plan: str) -> dict:
     buffers = re.search(r"Buffers: shared hit=(\d+)(?: read=(\d+))?", plan)
     execution = re.search(r"Execution Time: ([\d.]+) ms", plan)
     return {
+        "join": next((node for node in ("Nested Loop", "Hash Join", "Merge Join") if node in plan), None),
         "bitmap_or": "BitmapOr" in plan,
         "bitmap_index_scans": plan.count("Bitmap Index Scan"),
         "distinct_indexes": len(set(re.findall(r"Bitmap Index Scan on (\S+)", plan))),
@@ -392,6 +426,82 @@ def build_queries(args, rng: random.Random, stored: list[str], real_count: int, 
     return queries, photos
 
 
+def upload_lookups(args, connection, stored: list[str], queries: dict[str, list[str]], rng: random.Random) -> dict:
+    """``pdq_near`` among ``UploadHash`` rows of queued uploads only (a join): ``--uploads`` uploads,
+    one in ten queued, each with a frame hash from ``stored`` (reshuffled)."""
+    import numpy as np
+
+    from accounts.roles import Role
+    from accounts.services import user_create
+    from hashes.models import UploadHash
+    from hashes.selectors import pdq_near
+    from moderation.models import Upload
+    from moderation.services.policies import policy_current
+
+    submitter = user_create(username="bench-hashes", role=Role.UPLOADER, password=None)
+    report: dict = {"uploads": args.uploads, "queued_share": 0.1}
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO moderation_upload (id, submitter_id, external_id, source_url, original, display,
+                original_filename, sha256, phash, format, width, height, frames, byte_size, metadata, status,
+                decided_by, status_reason, policy_id, score_attempts, kind, lease_owner, lease_interruptions,
+                created_at, routed_at, decided_at, updated_at)
+            SELECT gen_random_uuid(), %s, '', '', 'originals/x/' || g || '.jpg', '', '',
+                md5(g::text) || md5((g + 1)::text), substr(md5(g::text), 1, 16), 'JPEG', 1024, 768, 1, 200000,
+                '{}', CASE WHEN g %% 10 = 0 THEN 'queued' ELSE 'approved' END,
+                CASE WHEN g %% 10 = 0 THEN '' ELSE 'model' END, 'bench', %s, 1, 'image', '', 0, now(), now(),
+                CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END, now()
+            FROM generate_series(1, %s) g
+            """,
+            [submitter.pk, policy_current().pk, args.uploads],
+        )
+        cursor.execute("VACUUM ANALYZE moderation_upload")
+        cursor.execute("SELECT id FROM moderation_upload ORDER BY id")
+        upload_ids = [str(row[0]) for row in cursor.fetchall()]
+        hashes = rng.sample(stored, min(len(stored), len(upload_ids)))
+        rows = list(zip(hashes, upload_ids[: len(hashes)], strict=True))
+        report["load"] = load(cursor, upload_hash_lines(rows), "hashes_uploadhash", UPLOAD_HASH_COLUMNS)
+        cursor.execute(
+            "SELECT h.id, h.pdq FROM hashes_uploadhash h JOIN moderation_upload u ON u.id = h.upload_id"
+            " WHERE u.status = 'queued'"
+        )
+        queued = cursor.fetchall()
+    report["seconds"] = time.perf_counter() - started
+    ids = np.array([row[0] for row in queued])
+    matrix = words([row[1] for row in queued])
+    queued_hashes = [row[1] for row in queued]
+    query_sets = {
+        "queued upload's hash, 0-31 bits flipped": [
+            flip_bits(queued_hashes[rng.randrange(len(queued_hashes))], i % 32, rng) for i in range(args.queries)
+        ],
+        "random (nothing stored)": queries["random (nothing stored)"],
+    }
+    in_queue = UploadHash.objects.filter(upload__status=Upload.Status.QUEUED)
+    for pdq in query_sets["random (nothing stored)"][:100]:  # warm, not measured
+        pdq_near(in_queue, pdq, 31)
+    report["lookups"], report["mismatches"] = {}, 0
+    for name, hexes in query_sets.items():
+        samples, results = [], []
+        for pdq in hexes:
+            t = time.perf_counter()
+            result = pdq_near(in_queue, pdq, 31)
+            samples.append((time.perf_counter() - t) * 1000)
+            results.append(sorted((near.row.pk, near.distance) for near in result))
+        for pdq, got in zip(hexes, results, strict=True):
+            rows, distances = brute_force(matrix, pdq, 31)
+            report["mismatches"] += got != sorted(zip(ids[rows].tolist(), distances.tolist(), strict=True))
+        report["lookups"][name] = {**summary(samples), "queries_with_a_match": sum(1 for got in results if got)}
+        print(f"upload hashes of queued uploads, {name}: {report['lookups'][name]}", flush=True)
+    fresh = flip_bits(queued_hashes[rng.randrange(len(queued_hashes))], 20, rng)
+    sql, params = lookup_sql(connection, fresh, lambda pdq: pdq_near(in_queue, pdq, 31))
+    report["explain_plan"] = explain(connection, sql, params)
+    report["explain"] = explain_summary(report["explain_plan"])
+    print(f"upload hashes, EXPLAIN (ANALYZE, BUFFERS) of one lookup: {report['explain']}", flush=True)
+    return report
+
+
 def _np_rng(seed: int):
     import numpy as np
 
@@ -406,6 +516,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=300, help="per set (half for the random-stored set)")
     parser.add_argument("--photo-queries", type=int, default=150)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--uploads", type=int, default=1_000_000, help="UploadHash rows for the join lookup; 0: none")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", default=str(REALBENCH))
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/vigil_bench_hashes")
@@ -455,7 +566,7 @@ def main() -> int:
         rows = [(pdq, list_id, f"x{n}") for n, (pdq, list_id) in enumerate(zip(stored, assignment, strict=True))]
         with connection.cursor() as cursor:
             started = time.perf_counter()
-            report["load"] = load(cursor, rows)
+            report["load"] = load(cursor, entry_lines(rows))
             report["load"]["total_s"] = time.perf_counter() - started
             print(f"load: {report['load']}", flush=True)
             cursor.execute(
@@ -566,9 +677,11 @@ def main() -> int:
             sql, params = lookup_sql(connection, flip_bits(stored[rng.randrange(real_count)], 20, rng))
             plans = {}
             for run in ("first run", "again"):  # first: its pages as cold as any new query's
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                plans[run] = "\n".join(row[0] for row in cursor.fetchall())
+                plans[run] = explain(connection, sql, params)
         report["explain"] = {run: explain_summary(plan) for run, plan in plans.items()}
+        if args.uploads:
+            report["upload_hashes"] = upload_lookups(args, connection, stored, queries, rng)
+            mismatches.extend({"set": "upload hashes"} for _ in range(report["upload_hashes"]["mismatches"]))
         report["explain_plan"] = plans["first run"]
         report["correct"]["mismatches"] = mismatches[:20]
         report["correct"]["mismatch_count"] = len(mismatches)
@@ -611,6 +724,15 @@ def _print_report(report: dict) -> None:
     print(f"re-encoded photos: {report['reencoded_photos']}")
     for run, facts in report["explain"].items():
         print(f"EXPLAIN (ANALYZE, BUFFERS) of one lookup, {run}: {facts}")
+    if "upload_hashes" in report:
+        uploads = report["upload_hashes"]
+        print(
+            f"{uploads['uploads']:,} upload hashes, one upload in ten queued (loaded in {uploads['seconds']:.0f} s);"
+            f" pdq_near among the queued ones' (a join), {uploads['mismatches']} mismatches:"
+        )
+        for name, f in uploads["lookups"].items():
+            figures = f"p50 {f['p50_ms']:6.1f} p95 {f['p95_ms']:6.1f} p99 {f['p99_ms']:6.1f} max {f['max_ms']:6.1f}"
+            print(f"  {name:40} {figures}, {f['queries_with_a_match']}/{f['runs']} found")
     print(
         f"correctness: {report['correct']['queries_checked']} queries checked against brute force,"
         f" {report['correct']['mismatch_count']} mismatches"

@@ -62,6 +62,7 @@ def test_summary_and_explain_summary():
               ->  Bitmap Index Scan on hashes_hashentry_b1_6787f18c  (cost=0..1 rows=3 width=0)
 Execution Time: 12.523 ms"""
     assert explain_summary(plan) == {
+        "join": "Nested Loop",
         "bitmap_or": True,
         "bitmap_index_scans": 2,
         "distinct_indexes": 2,

@@ -110,3 +110,18 @@ def test_the_hardest_31_bit_hashes_are_all_found(db):
     result = pdq_near(HashEntry.objects.all(), f"{query:064x}", 31)
     assert sorted(near.row.pdq for near in result) == sorted(f"{value:064x}" for value in hard)
     assert {near.distance for near in result} == {31}
+
+
+def test_postgresql_lookups_leave_the_callers_settings_as_they_were(cases):
+    """The lookup turns parallel workers off for itself only (a test runs inside a transaction,
+    as a caller's would)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    queries, _ = cases
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 3")
+        assert [near.distance for near in pdq_near(HashEntry.objects.all(), queries[5], 31)] == [5]
+        cursor.execute("SELECT current_setting('max_parallel_workers_per_gather')")
+        assert cursor.fetchone()[0] == "3"
