@@ -117,7 +117,7 @@ bench-queue: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.queue
 
 ## bench-hashes: PDQ look-ups (hashes.selectors.list_matches) against 1,000,000 list entries in PostgreSQL, checked
-## against brute force, with a full scan as the baseline (2-4 min; 2 more the first time; realbench read in place)
+## against brute force, a full scan as the baseline, a join lookup among upload hashes (about 4 min; 2 more the first time)
 bench-hashes: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.hash_lookup --data $${DATA:-../shared/datasets/realbench} $(BENCH_ARGS)
 
