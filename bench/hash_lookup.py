@@ -480,13 +480,13 @@ def upload_lookups(args, connection, stored: list[str], queries: dict[str, list[
     }
     in_queue = UploadHash.objects.filter(upload__status=Upload.Status.QUEUED)
     for pdq in query_sets["random (nothing stored)"][:100]:  # warm, not measured
-        pdq_near(in_queue, pdq, 31)
+        pdq_near(in_queue, pdq, 31, serial=True)
     report["lookups"], report["mismatches"] = {}, 0
     for name, hexes in query_sets.items():
         samples, results = [], []
         for pdq in hexes:
             t = time.perf_counter()
-            result = pdq_near(in_queue, pdq, 31)
+            result = pdq_near(in_queue, pdq, 31, serial=True)
             samples.append((time.perf_counter() - t) * 1000)
             results.append(sorted((near.row.pk, near.distance) for near in result))
         for pdq, got in zip(hexes, results, strict=True):
@@ -495,7 +495,7 @@ def upload_lookups(args, connection, stored: list[str], queries: dict[str, list[
         report["lookups"][name] = {**summary(samples), "queries_with_a_match": sum(1 for got in results if got)}
         print(f"upload hashes of queued uploads, {name}: {report['lookups'][name]}", flush=True)
     fresh = flip_bits(queued_hashes[rng.randrange(len(queued_hashes))], 20, rng)
-    sql, params = lookup_sql(connection, fresh, lambda pdq: pdq_near(in_queue, pdq, 31))
+    sql, params = lookup_sql(connection, fresh, lambda pdq: pdq_near(in_queue, pdq, 31, serial=True))
     report["explain_plan"] = explain(connection, sql, params)
     report["explain"] = explain_summary(report["explain_plan"])
     print(f"upload hashes, EXPLAIN (ANALYZE, BUFFERS) of one lookup: {report['explain']}", flush=True)

@@ -57,7 +57,7 @@ def round_near_copies(
     if among is not None:
         rounds = rounds.filter(pk__in=list(among))
     hashes = _still_image_hashes().filter(upload_id__in=rounds.values("upload_id"))
-    near = {found.row.upload_id: found.distance for found in pdq_near(hashes, own.pdq)}
+    near = {found.row.upload_id: found.distance for found in pdq_near(hashes, own.pdq, serial=True)}
     if not near:
         return []
     cap = max(settings.VIGIL_GROUP_DECISION_MAX - 1, 0)
