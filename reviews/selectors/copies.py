@@ -7,7 +7,10 @@ this one's, that the moderator could claim. It fails closed:
 - only still images: an animation's or a video's first frame says nothing about the rest of it;
 - only hashes of quality ``VIGIL_PDQ_MIN_QUALITY`` or more, on both sides: flat or nearly blank
   pictures collide with one another;
-- never audits, second reviews or reopened rounds: each of those asks for a look of its own.
+- never audits, second reviews or reopened rounds: each of those asks for a look of its own;
+- never a copy that matched a hash list the picture under review did not match: the moderator
+  sees this picture's list banners only, and a list's match asks for a look at that picture (a
+  copy 31 bits from this one may be 31 bits from a listed picture this one is 62 bits from).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from collections.abc import Collection
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from hashes.models import UploadHash
+from hashes.models import HashMatch, UploadHash
 from hashes.selectors import pdq_near
 from moderation.models import Upload
 from reviews.models import ReviewRound
@@ -48,11 +51,14 @@ def round_near_copies(
     own = _still_image_hashes().filter(upload_id=round_.upload_id).first()
     if own is None:
         return []
+    shown_lists = HashMatch.objects.filter(upload_id=round_.upload_id, hash_list__isnull=False).values("hash_list")
+    flagged_otherwise = HashMatch.objects.filter(upload_id=OuterRef("upload_id")).exclude(hash_list__in=shown_lists)
     rounds = (
         rounds_claimable(moderator=moderator, now=now)
         .filter(reason=round_.reason)
         .exclude(pk=round_.pk)
         .exclude(upload_id=round_.upload_id)
+        .exclude(Exists(flagged_otherwise))
     )
     if among is not None:
         rounds = rounds.filter(pk__in=list(among))

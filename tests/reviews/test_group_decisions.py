@@ -421,3 +421,29 @@ def test_only_the_holder_sees_a_group(client, moderator):
     client.force_login(moderator)
     html = client.get(reverse("reviews:round", args=[lead.pk])).content.decode()
     assert "data-group-decide" not in html
+
+
+@pytest.mark.django_db
+def test_a_copy_a_hash_list_flagged_is_grouped_only_when_the_picture_shown_was_flagged_by_it(moderator):
+    """The moderator sees the banners of the picture under review only: a copy that matched another
+    list (or a list since deleted) gets a look of its own."""
+    from hashes.models import HashList
+
+    shared, other = HashList.objects.create(name="shared"), HashList.objects.create(name="other")
+    lead = held_lead(moderator)
+    same_list, other_list, deleted_list, plain = copies(4)
+
+    def matched(round_, hash_list):
+        name = hash_list.name if hash_list else "gone"
+        HashMatch.objects.create(
+            upload=round_.upload, hash_list=hash_list, list_name=name, action="queue", pdq=BASE, distance=3
+        )
+
+    matched(lead, shared)
+    matched(same_list, shared)
+    matched(other_list, other)
+    matched(deleted_list, None)
+
+    group = round_near_copies(round_=lead, moderator=moderator)
+
+    assert {r.pk for r in group} == {same_list.pk, plain.pk}
