@@ -23,7 +23,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from moderation.selectors import uploads_visible_to
+from moderation.selectors import uploads_visible_to, uploads_with_hashes
 from moderation.serializers import UploadOutput
 from moderation.services.intake import UploadRejected, upload_create
 from moderation.services.remote import upload_create_from_url
@@ -221,7 +221,7 @@ class UploadListCreateApi(APIView):
         responses={200: PAGE, 400: FIELD_ERRORS, 401: UNAUTHORIZED},
     )
     def get(self, request: Request) -> Response:
-        uploads = uploads_visible_to(request.user).filter(submitter=request.user)
+        uploads = uploads_with_hashes(uploads_visible_to(request.user).filter(submitter=request.user))
         paginator = UploadPagination()
         page = paginator.paginate_queryset(uploads, request, view=self)
         return paginator.get_paginated_response(UploadOutput(page, many=True).data)
@@ -230,5 +230,5 @@ class UploadListCreateApi(APIView):
 class UploadDetailApi(APIView):
     @extend_schema(responses={200: UploadOutput, 401: UNAUTHORIZED, 404: NOT_FOUND})
     def get(self, request: Request, upload_id: str) -> Response:
-        upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+        upload = get_object_or_404(uploads_with_hashes(uploads_visible_to(request.user)), pk=upload_id)
         return Response(UploadOutput(upload).data)

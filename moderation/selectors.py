@@ -13,12 +13,20 @@ from moderation.models import Upload
 
 def uploads_visible_to(user: AbstractBaseUser) -> QuerySet[Upload]:
     """Moderators see every upload; anyone else only their own."""
-    uploads = Upload.objects.select_related("score__model_version").prefetch_related(
-        Prefetch("pdq_hashes", queryset=UploadHash.objects.filter(frame=0)), "hash_matches"
-    )
+    uploads = Upload.objects.select_related("score__model_version")
     if user_has_role(user, Role.MODERATOR):
         return uploads
     return uploads.filter(submitter=user)
+
+
+def uploads_with_hashes(uploads: QuerySet[Upload]) -> QuerySet[Upload]:
+    """``uploads`` with what :class:`~moderation.serializers.UploadOutput` shows of their hashes
+    (the first frame's PDQ hash as ``first_pdq_hashes``, the hash-list matches): two queries for a
+    page of them. Only where the upload is shown whole: the image views go without."""
+    return uploads.prefetch_related(
+        Prefetch("pdq_hashes", queryset=UploadHash.objects.filter(frame=0), to_attr="first_pdq_hashes"),
+        "hash_matches",
+    )
 
 
 def scored_frames(upload: Upload) -> list[dict]:

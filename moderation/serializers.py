@@ -116,7 +116,10 @@ class UploadOutput(serializers.ModelSerializer):
 
     @extend_schema_field(UploadPdqOutput(allow_null=True))
     def get_pdq(self, upload: Upload) -> dict | None:
-        first = next((h for h in upload.pdq_hashes.all() if h.frame == 0), None)
+        if hasattr(upload, "first_pdq_hashes"):  # prefetched (selectors.uploads_with_hashes)
+            first = upload.first_pdq_hashes[0] if upload.first_pdq_hashes else None
+        else:  # one upload (a webhook): its first frame's row only, not a video's hundreds
+            first = upload.pdq_hashes.filter(frame=0).first()
         return {"hash": first.pdq, "quality": first.quality} if first else None
 
     def get_decision(self, upload: Upload) -> dict | None:

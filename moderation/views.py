@@ -18,7 +18,7 @@ from accounts.roles import Role, user_has_role
 from moderation.forms import UploadForm
 from moderation.imaging import DISPLAY_CONTENT_TYPE
 from moderation.models import Upload
-from moderation.selectors import scored_frames, uploads_visible_to, video_timeline
+from moderation.selectors import scored_frames, uploads_visible_to, uploads_with_hashes, video_timeline
 from moderation.serializers import UploadOutput
 from moderation.services.display import DisplayUnavailable, display_ensure, frame_webp
 from moderation.services.intake import UploadRejected, upload_create
@@ -71,7 +71,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def upload_detail(request: HttpRequest, upload_id: str) -> HttpResponse:
-    upload = get_object_or_404(uploads_visible_to(request.user), pk=upload_id)
+    upload = get_object_or_404(uploads_with_hashes(uploads_visible_to(request.user)), pk=upload_id)
     return render(
         request,
         "moderation/upload_detail.html",

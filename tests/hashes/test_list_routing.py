@@ -197,3 +197,25 @@ def test_a_list_imported_from_a_file_acts_on_a_matching_upload(uploader, approve
     match = HashMatch.objects.get(upload=upload)
     assert match.pdq == listed and match.labels == "weapon partner-42"
     assert match.entry.source_id == ("1234567890" if fmt == "hma" else "")
+
+
+def test_the_image_views_do_not_read_hashes_and_the_api_list_reads_them_once_a_page(uploader, moderator, client):
+    """Hashes are read where an upload is shown whole (detail, API), not by every thumbnail."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+
+    uploads = [_scored(make_upload(uploader, photo_jpeg(name))) for name in ("coffee", "rocket", "astronaut")]
+    client.force_login(moderator)
+    with CaptureQueriesContext(connection) as image_view:
+        assert client.get(f"/uploads/{uploads[0].pk}/image").status_code == 200
+    assert not [q["sql"] for q in image_view.captured_queries if "hashes_" in q["sql"]]
+
+    api = APIClient()
+    api.force_authenticate(uploader)
+    with CaptureQueriesContext(connection) as listing:
+        body = api.get("/api/v1/uploads/").json()
+    assert {r["pdq"]["hash"] for r in body["results"]} == set(
+        UploadHash.objects.filter(frame=0).values_list("pdq", flat=True)
+    )
+    assert len([q for q in listing.captured_queries if "hashes_" in q["sql"]]) == 2  # not one per upload
