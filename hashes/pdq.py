@@ -66,6 +66,7 @@ def pdq_parse(text: str) -> str:
 
 
 def hamming(a: str, b: str) -> int:
+    """Bits apart of two hex hashes of one length (PDQ's 256, and the known images' 64-bit pHash)."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
+from hashes.pdq import hamming  # bits apart of two hex hashes of one length: pHash's 64 as PDQ's 256
 from moderation.models import KnownImage, Upload
 
 CHUNKS = [f"c{i}" for i in range(8)]
@@ -16,10 +17,6 @@ CHUNKS = [f"c{i}" for i in range(8)]
 def _chunks(phash: str) -> dict[str, int]:
     value = int(phash, 16)
     return {name: (value >> (8 * (7 - i))) & 0xFF for i, name in enumerate(CHUNKS)}
-
-
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 import pytest
 
+from hashes.pdq import hamming
 from moderation.models import KnownImage, Upload
-from moderation.services.known_images import hamming, known_image_matches, known_image_record
+from moderation.services.known_images import known_image_matches, known_image_record
 from reviews.models import ReviewRound
 from reviews.services.claims import round_claim
 from reviews.services.decisions import decision_create, decision_undo
