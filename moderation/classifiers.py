@@ -80,6 +80,15 @@ def load_classifier(model_version: ModelVersion, *, threads: int | None = None) 
         import torch
 
         torch.set_num_threads(threads)
+    return classifier_build(model_version, serving=serving, open_nsfw=open_nsfw, threads=threads)
+
+
+def classifier_build(
+    model_version: ModelVersion, *, serving: Path | None, open_nsfw: Path | None = None, threads: int | None = None
+) -> Classifier:
+    """The version's classifier from the network files given (``serving``: its ONNX export, None
+    for torch; ``open_nsfw``: an int8 open_nsfw), unchecked and uncached: :func:`load_classifier`
+    checks a registered version's files first; quantization builds from files not yet registered."""
     return build_classifier(
         model_version.architecture,
         model_version.config,

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from moderation.classifiers import classifier_build
 from moderation.models import ModelEvent, ModelVersion
 from moderation.services.model_versions import (
     RegistryError,
@@ -99,7 +100,7 @@ def model_version_quantize(
     if calibration_set is None:
         calibration_set = quantize.folder_images(calibration) if calibration else builtin_calibration_images()
     recipes = {"network": quantize.NETWORK_RECIPE.as_dict()}
-    fp32 = _classifier(source, serving=network)
+    fp32 = classifier_build(source, serving=network, threads=settings.VIGIL_TORCH_THREADS or None)
     if fp32.uses_open_nsfw:
         recipes["open_nsfw"] = quantize.OPEN_NSFW_RECIPE.as_dict()
     key = _cache_key(source, calibration_set.digest(), recipes)
@@ -131,7 +132,12 @@ def model_version_quantize(
             recipes=recipes,
             calibration_set=calibration_set,
         )
-        int8 = _classifier(source, serving=files[0], open_nsfw=files[2] if len(files) > 2 else None)
+        int8 = classifier_build(
+            source,
+            serving=files[0],
+            open_nsfw=files[2] if len(files) > 2 else None,
+            threads=settings.VIGIL_TORCH_THREADS or None,
+        )
         agreement = _judged(agreement_check(fp32, int8, check_images(calibration)), limit)
         if not agreement["passed"]:
             raise QuantizationRefused(_refusal(source, agreement), agreement)
@@ -232,23 +238,6 @@ def _check_source(source: ModelVersion) -> None:
         _check_weights(source)
     except ModelIntegrityError as exc:
         raise RegistryError(f"cannot quantize {source.name}: {exc}") from None
-
-
-def _classifier(version: ModelVersion, *, serving: Path, open_nsfw: Path | None = None):
-    """The version's classifier served from ``serving`` (and ``open_nsfw``), loaded apart from the
-    workers' cache: the int8 files are checked before they are registered."""
-    from moderation.ml.loading import build_classifier
-
-    threads = settings.VIGIL_TORCH_THREADS or None
-    return build_classifier(
-        version.architecture,
-        version.config,
-        weights=version.weights,
-        threads=threads,
-        serving=serving,
-        tiling=version.tiling,
-        open_nsfw=open_nsfw,
-    )
 
 
 def _quantize_into(
