@@ -160,6 +160,20 @@ def _round_page(request: HttpRequest, round_: ReviewRound, query: str, form: Dec
     )
 
 
+def _page_round(round_id: int) -> ReviewRound | None:
+    """The round with what its review page shows, or None when it no longer exists."""
+    rounds = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter", "claimed_by")
+    return rounds.filter(pk=round_id).first()
+
+
+def _page_again(request: HttpRequest, round_id: int, query: str, form: DecisionForm) -> HttpResponse:
+    """The review page again with the form's errors (400), or the next item if the round is gone."""
+    round_ = _page_round(round_id)
+    if round_ is None:
+        return redirect(_next_url(query))
+    return _round_page(request, round_, query, form, status=400)
+
+
 @moderator_required
 @require_GET
 def round_review(request: HttpRequest, round_id: int) -> HttpResponse:
@@ -168,11 +182,7 @@ def round_review(request: HttpRequest, round_id: int) -> HttpResponse:
         round_claim(round_id=round_id, moderator=request.user)
     except ClaimUnavailable as exc:
         messages.warning(request, str(exc))
-    round_ = (
-        ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter", "claimed_by")
-        .filter(pk=round_id)
-        .first()
-    )
+    round_ = _page_round(round_id)
     if round_ is None:
         return redirect(_next_url(query))
     return _round_page(request, round_, query, DecisionForm())
@@ -184,18 +194,12 @@ def round_decide(request: HttpRequest, round_id: int) -> HttpResponse:
     _, _, _, query = _slice(request)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(
-            pk=round_id
-        )
-        return _round_page(request, round_, query, form, status=400)
+        return _page_again(request, round_id, query, form)
     try:
         decision_create(round_id=round_id, moderator=request.user, **form.cleaned_data)
     except RevealRequired as exc:
         form.add_error("confirmed_unrevealed", str(exc))
-        round_ = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter").get(
-            pk=round_id
-        )
-        return _round_page(request, round_, query, form, status=400)
+        return _page_again(request, round_id, query, form)
     except DecisionConflict as exc:
         messages.warning(request, str(exc))
     else:
@@ -212,11 +216,7 @@ def round_decide_group(request: HttpRequest, round_id: int) -> HttpResponse:
     _, _, _, query = _slice(request)
     form = GroupDecisionForm(request.POST)
     if not form.is_valid():
-        rounds = ReviewRound.objects.select_related("upload__score__model_version", "upload__submitter")
-        round_ = rounds.filter(pk=round_id).first()
-        if round_ is None:
-            return redirect(_next_url(query))
-        return _round_page(request, round_, query, form, status=400)
+        return _page_again(request, round_id, query, form)
     data = dict(form.cleaned_data)
     try:
         result = decisions_create_group(

@@ -447,3 +447,12 @@ def test_a_copy_a_hash_list_flagged_is_grouped_only_when_the_picture_shown_was_f
     group = round_near_copies(round_=lead, moderator=moderator)
 
     assert {r.pk for r in group} == {same_list.pk, plain.pk}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["reviews:decide", "reviews:decide_group"])
+def test_a_bad_post_for_a_round_that_no_longer_exists_goes_to_the_next_item(client, moderator, name):
+    """Was a 500 for a single decision (the page was drawn again for a round that is gone)."""
+    client.force_login(moderator)
+    response = client.post(reverse(name, args=[987654]), {"label": "nonsense"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("reviews:next"))
