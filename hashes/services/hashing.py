@@ -8,12 +8,11 @@ import warnings
 from typing import IO
 
 from django.conf import settings
-from django.template.defaultfilters import filesizeformat
 from PIL import Image
 
 from hashes.pdq import HASH_MAX_SIDE, PdqHash, pdq_compute
 from media.images import load_rgb
-from moderation.imaging import ALLOWED_FORMATS
+from moderation.imaging import ALLOWED_FORMATS, ImageRejected, read_limited
 from moderation.services.intake import UploadRejected, image_inspect
 
 
@@ -21,12 +20,10 @@ def image_pdq(*, file: IO[bytes]) -> PdqHash:
     """The PDQ hash of an image file's first frame (upright, as the worker hashes an upload), after
     the intake's checks (size, format, pixel and frame limits, decompression bombs, a full decode).
     :class:`UploadRejected` says what is wrong with the file, in words for whoever sent it."""
-    limit = settings.VIGIL_MAX_UPLOAD_BYTES
-    data = file.read(limit + 1)
-    if not data:
-        raise UploadRejected("The file is empty.")
-    if len(data) > limit:
-        raise UploadRejected(f"The file is larger than the {filesizeformat(limit)} limit.")
+    try:
+        data = read_limited(file, max_bytes=settings.VIGIL_MAX_UPLOAD_BYTES)
+    except ImageRejected as exc:
+        raise UploadRejected(str(exc)) from None
     image_inspect(data)  # the intake's validation: raises UploadRejected
     try:
         with warnings.catch_warnings():
