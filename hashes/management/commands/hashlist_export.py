@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from hashes.formats import FORMATS
 from hashes.models import HashList
 from hashes.services.lists import hash_list_export, own_rejections_export
+from moderation.ml.files import atomic_write
 
 
 class Command(BaseCommand):
@@ -34,13 +35,12 @@ class Command(BaseCommand):
             count = self._write(lines, lambda line: self.stdout.write(line, ending=""))
         else:
             target = Path(output)
-            partial = target.with_name(target.name + ".partial")
+            if not target.parent.is_dir():
+                raise CommandError(f"{output}: cannot be written (no such folder).")
             try:
-                with partial.open("w", encoding="utf-8", newline="") as handle:
-                    count = self._write(lines, handle.write)
-                partial.replace(target)  # a reader never sees half a file
+                with atomic_write(target) as handle:  # a reader never sees half a file
+                    count = self._write(lines, lambda line: handle.write(line.encode("utf-8")))
             except OSError as exc:
-                partial.unlink(missing_ok=True)
                 raise CommandError(f"{output}: cannot be written ({exc.strerror or exc}).") from None
             self.stderr.write(f"{count} hashes written to {output}")
 
