@@ -45,6 +45,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from hashes.pdq import bits_to_hex
+
 ROOT = Path(__file__).resolve().parents[1]
 REALBENCH = ROOT.parent / "shared" / "datasets" / "realbench"
 SKIMAGE_PHOTOS = ("astronaut", "camera", "cat", "chelsea", "coffee", "coins", "horse", "moon", "rocket", "page")
@@ -61,14 +63,6 @@ def words(hexes: list[str]):
 
     raw = bytes.fromhex("".join(hexes))
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hexes), 4)
-
-
-def bits_to_hex(bits) -> list[str]:
-    """Rows of 256 bits (most significant first, as ``pdqhash`` returns them) as PDQ hex."""
-    import numpy as np
-
-    packed = np.packbits(np.asarray(bits, dtype=np.uint8).reshape(-1, 256), axis=1)
-    return [row.tobytes().hex() for row in packed]
 
 
 def random_balanced(rng, count: int) -> list[str]:

@@ -50,8 +50,15 @@ def pdq_compute(image: Image.Image) -> PdqHash:
         image = image.copy()
         image.thumbnail((HASH_MAX_SIDE, HASH_MAX_SIDE), Image.Resampling.BOX)
     bits, quality = pdqhash.compute(np.asarray(image))
-    value = int("".join("1" if bit else "0" for bit in bits), 2)
-    return PdqHash(f"{value:064x}", int(quality))
+    return PdqHash(bits_to_hex(bits)[0], int(quality))
+
+
+def bits_to_hex(bits) -> list[str]:
+    """Rows of 256 bits (most significant first, as ``pdqhash`` returns them) as PDQ hex."""
+    import numpy as np
+
+    packed = np.packbits(np.asarray(bits, dtype=np.uint8).reshape(-1, BITS), axis=1)
+    return [row.tobytes().hex() for row in packed]
 
 
 def pdq_parse(text: str) -> str:

@@ -4,10 +4,8 @@
 import random
 
 import numpy as np
-from PIL import Image
 
 from bench.hash_lookup import (
-    bits_to_hex,
     brute_force,
     candidates,
     explain_summary,
@@ -16,7 +14,7 @@ from bench.hash_lookup import (
     summary,
     words,
 )
-from hashes.pdq import chunk_probes, chunks, hamming, pdq_compute
+from hashes.pdq import chunk_probes, chunks, hamming
 
 
 def test_random_hashes_have_weight_128_and_flips_move_exactly_that_far():
@@ -40,14 +38,6 @@ def test_brute_force_and_candidates_agree_with_the_definitions():
     probes = chunk_probes(query)
     expected = sum(1 for h in stored if any(value in probes[i] for i, value in enumerate(chunks(h))))
     assert candidates(chunk_matrix, query) == expected
-
-
-def test_bits_to_hex_reads_pdqhash_bits_as_the_worker_does():
-    import pdqhash
-
-    image = Image.radial_gradient("L").convert("RGB")
-    bits, _quality = pdqhash.compute(np.asarray(image))
-    assert bits_to_hex(bits) == [pdq_compute(image).hex]
 
 
 def test_summary_and_explain_summary():
